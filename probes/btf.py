@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Read struct member offsets from the running kernel's BTF (/sys/kernel/btf/vmlinux).
+
+bcc compiles against whatever headers are installed, which may belong to another
+kernel and so give wrong struct layouts. The probes therefore take the few
+offsets they need from BTF, which always describes the running kernel, and
+receive them as ``-D`` flags. Format: Documentation/bpf/btf.rst.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+VMLINUX = Path("/sys/kernel/btf/vmlinux")
+BTF_MAGIC = 0xEB9F
+
+# kind -> bytes of kind-specific data after the 12-byte btf_type, as (fixed, per vlen)
+_KIND_EXTRA = {
+    1: (4, 0),  # INT
+    2: (0, 0),  # PTR
+    3: (12, 0),  # ARRAY
+    4: (0, 12),  # STRUCT
+    5: (0, 12),  # UNION
+    6: (0, 8),  # ENUM
+    7: (0, 0),  # FWD
+    8: (0, 0),  # TYPEDEF
+    9: (0, 0),  # VOLATILE
+    10: (0, 0),  # CONST
+    11: (0, 0),  # RESTRICT
+    12: (0, 0),  # FUNC
+    13: (0, 8),  # FUNC_PROTO
+    14: (4, 0),  # VAR
+    15: (0, 12),  # DATASEC
+    16: (0, 0),  # FLOAT
+    17: (4, 0),  # DECL_TAG
+    18: (0, 0),  # TYPE_TAG
+    19: (0, 12),  # ENUM64
+}
+_STRUCT, _UNION = 4, 5
+
+
+class BTFError(Exception):
+    """The BTF blob is missing, malformed, or lacks the requested member."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Type:
+    kind: int
+    name: str
+    vlen: int
+    kind_flag: bool
+    data_off: int  # offset of the kind-specific data in the blob
+
+
+class BTF:
+    """Struct and union member offsets from one BTF blob."""
+
+    def __init__(self, blob: bytes) -> None:
+        if len(blob) < 24:
+            raise BTFError("BTF blob is shorter than its header")
+        magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", blob, 0)
+        if magic != BTF_MAGIC:
+            raise BTFError(f"bad BTF magic {magic:#x} (big-endian BTF is not supported)")
+        type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", blob, 8)
+        self._blob = blob
+        self._types_start = hdr_len + type_off
+        self._strings = blob[hdr_len + str_off : hdr_len + str_off + str_len]
+        self._types: list[_Type | None] = [None]  # type id 0 is void
+        self._by_name: dict[str, int] = {}
+        self._index(self._types_start, self._types_start + type_len)
+
+    @classmethod
+    def from_file(cls, path: Path = VMLINUX) -> BTF:
+        try:
+            return cls(path.read_bytes())
+        except OSError as exc:
+            raise BTFError(f"cannot read {path}: {exc.strerror}") from exc
+
+    def _name(self, off: int) -> str:
+        end = self._strings.find(b"\0", off)
+        return self._strings[off:end].decode("ascii", "replace")
+
+    def _index(self, pos: int, end: int) -> None:
+        blob = self._blob
+        while pos < end:
+            name_off, info, _size = struct.unpack_from("<III", blob, pos)
+            kind = (info >> 24) & 0x1F
+            vlen = info & 0xFFFF
+            if kind not in _KIND_EXTRA:
+                raise BTFError(f"unknown BTF kind {kind} at offset {pos}")
+            fixed, per = _KIND_EXTRA[kind]
+            t = _Type(kind, "", vlen, bool(info >> 31), pos + 12)
+            if kind in (_STRUCT, _UNION):
+                t = _Type(kind, self._name(name_off), vlen, bool(info >> 31), pos + 12)
+                if t.name and kind == _STRUCT:
+                    self._by_name.setdefault(t.name, len(self._types))
+            self._types.append(t)
+            pos += 12 + fixed + per * vlen
+
+    def member_offset(self, struct_name: str, member: str) -> int:
+        """Byte offset of ``member`` in ``struct struct_name``, searching anonymous members."""
+        type_id = self._by_name.get(struct_name)
+        if type_id is None:
+            raise BTFError(f"struct {struct_name} not in BTF")
+        bits = self._find(type_id, member, depth=0)
+        if bits is None:
+            raise BTFError(f"struct {struct_name} has no member {member}")
+        if bits % 8:
+            raise BTFError(f"{struct_name}.{member} is a bitfield")
+        return bits // 8
+
+    def _find(self, type_id: int, member: str, depth: int) -> int | None:
+        t = self._types[type_id]
+        if t is None or t.kind not in (_STRUCT, _UNION) or depth > 8:
+            return None
+        for i in range(t.vlen):
+            name_off, m_type, m_off = struct.unpack_from("<III", self._blob, t.data_off + 12 * i)
+            bit_off = m_off & 0xFFFFFF if t.kind_flag else m_off
+            name = self._name(name_off)
+            if name == member:
+                return bit_off
+            if not name:  # anonymous struct or union: its members belong to the parent
+                inner = self._find(self._resolve(m_type), member, depth + 1)
+                if inner is not None:
+                    return bit_off + inner
+        return None
+
+    def _resolve(self, type_id: int) -> int:
+        """Follow typedef and modifier chains to the underlying type."""
+        for _ in range(16):
+            t = self._types[type_id] if type_id < len(self._types) else None
+            if t is None or t.kind not in (8, 9, 10, 11, 18):
+                return type_id
+            type_id = struct.unpack_from("<I", self._blob, t.data_off - 4)[0]
+        return type_id
+
+
+def task_offsets(btf: BTF) -> dict[str, int]:
+    """The cflags the probes need to read task->real_parent->tgid."""
+    return {
+        "TASK_REAL_PARENT_OFF": btf.member_offset("task_struct", "real_parent"),
+        "TASK_TGID_OFF": btf.member_offset("task_struct", "tgid"),
+    }

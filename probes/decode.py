@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: Apache-2.0
+"""decode(raw) -> Event: kernel records (probes/events.h) to typed collector events.
+
+Pure and public so that tests feed it bytes. A malformed record raises
+DecodeError with a short reason that the read loop counts before going on.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import ipaddress
+import struct
+from collections.abc import Callable
+
+from collector.errors import DecodeError
+from collector.events import ConnectEvent, Event, ExecEvent, ExitEvent, PayloadEvent
+from probes.layout import (
+    RECORDS,
+    ConnectRecord,
+    EventHeader,
+    EventKind,
+    ExecRecord,
+    PayloadRecord,
+    PayloadSyscall,
+)
+
+_HEADER = struct.Struct("<BBHIQIIIIQ16s")
+assert _HEADER.size == ct.sizeof(EventHeader)
+_AF_INET, _AF_INET6 = 2, 10
+
+
+def text(raw: bytes) -> str:
+    """A NUL-terminated kernel string; bytes that are not UTF-8 stay visible as \\xNN."""
+    return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
+
+
+def family_name(family: int) -> str:
+    return {_AF_INET: "ipv4", _AF_INET6: "ipv6"}.get(family, f"unknown:{family}")
+
+
+def address(family: int, raw: bytes) -> str:
+    """The destination as text; an IPv4-mapped IPv6 address shows as IPv4."""
+    if family == _AF_INET:
+        return str(ipaddress.IPv4Address(raw[:4]))
+    if family == _AF_INET6:
+        addr = ipaddress.IPv6Address(raw[:16])
+        return str(addr.ipv4_mapped or addr)
+    return raw.hex()
+
+
+def _syscall_name(n: int) -> str:
+    try:
+        return PayloadSyscall(n).name.lower()
+    except ValueError:
+        return f"unknown:{n}"
+
+
+def _record(raw: bytes, cls: type[ct.Structure]) -> ct.Structure:
+    return cls.from_buffer_copy(raw.ljust(ct.sizeof(cls), b"\0"))
+
+
+def _common(raw: bytes) -> dict[str, object]:
+    _k, _f, _s, _r, ktime, pid, tgid, ppid, uid, cgroup, comm = _HEADER.unpack_from(raw)
+    return {
+        "ktime_ns": ktime,
+        "pid": pid,
+        "tgid": tgid,
+        "ppid": ppid,
+        "uid": uid,
+        "cgroup_id": cgroup,
+        "comm": text(comm),
+    }
+
+
+def _exec(raw: bytes, flags: int) -> Event:
+    rec = _record(raw, ExecRecord)
+    assert isinstance(rec, ExecRecord)
+    args_len = rec.args_len
+    if args_len > len(raw) - ExecRecord.args.offset:
+        raise DecodeError("exec_args_overrun", f"args_len {args_len} past the record")
+    blob = raw[ExecRecord.args.offset : ExecRecord.args.offset + args_len]
+    args = tuple(a.decode("utf-8", "backslashreplace") for a in blob.split(b"\0")[:-1])
+    if len(args) != rec.args_count:
+        raise DecodeError("exec_args_count", f"{len(args)} strings, header says {rec.args_count}")
+    return ExecEvent(**_common(raw), filename=text(bytes(rec.filename)), args=args, flags_raw=flags)  # type: ignore[arg-type]
+
+
+def _exit(raw: bytes, flags: int) -> Event:
+    return ExitEvent(**_common(raw))  # type: ignore[arg-type]
+
+
+def _connect(raw: bytes, flags: int) -> Event:
+    rec = _record(raw, ConnectRecord)
+    assert isinstance(rec, ConnectRecord)
+    return ConnectEvent(
+        **_common(raw),  # type: ignore[arg-type]
+        fd=rec.fd,
+        family=family_name(rec.family),
+        daddr=address(rec.family, bytes(rec.daddr)),
+        dport=rec.dport,
+        ret_raw=rec.ret,
+    )
+
+
+def _payload(raw: bytes, flags: int) -> Event:
+    rec = _record(raw, PayloadRecord)
+    assert isinstance(rec, PayloadRecord)
+    start = PayloadRecord.data.offset
+    if rec.data_len > len(raw) - start:
+        raise DecodeError("payload_overrun", f"data_len {rec.data_len} past the record")
+    return PayloadEvent(
+        **_common(raw),  # type: ignore[arg-type]
+        fd=rec.fd,
+        family=family_name(rec.family),
+        daddr=address(rec.family, bytes(rec.daddr)),
+        dport=rec.dport,
+        syscall=_syscall_name(rec.syscall),
+        len_raw=rec.len_raw,
+        data=raw[start : start + rec.data_len],
+    )
+
+
+DECODERS: dict[EventKind, Callable[[bytes, int], Event]] = {
+    EventKind.EXEC: _exec,
+    EventKind.EXIT: _exit,
+    EventKind.CONNECT: _connect,
+    EventKind.PAYLOAD: _payload,
+}
+
+
+def decode(raw: bytes) -> Event:
+    """One ring-buffer record to one event; DecodeError(reason) when malformed."""
+    if len(raw) < _HEADER.size:
+        raise DecodeError("short_record", f"{len(raw)} bytes")
+    kind_raw, flags, size = raw[0], raw[1], int.from_bytes(raw[2:4], "little")
+    try:
+        kind = EventKind(kind_raw)
+    except ValueError:
+        raise DecodeError("unknown_kind", str(kind_raw)) from None
+    _cls, fixed = RECORDS[kind]
+    if size != len(raw) or size < fixed:
+        raise DecodeError("bad_size", f"{kind.name.lower()} record says {size} bytes, got {len(raw)}")
+    return DECODERS[kind](raw, flags)

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* coalmine record layouts: the one source of truth for the probes and probes/layout.py. */
+#ifndef COALMINE_EVENTS_H
+#define COALMINE_EVENTS_H
+
+/*
+ * Plain fixed-width types only, so that the host `cc` compiles this header
+ * too (tests/probes/test_layout.py compares every size and offset with the
+ * Python mirror). Every field is naturally aligned: no implicit padding.
+ */
+#ifndef __BPF__
+#include <linux/types.h>
+#endif
+
+#define COMM_LEN 16
+#define FILENAME_LEN 256
+#define MAX_ARGS 20
+#define ARG_LEN 128
+#define ARGS_BUF (MAX_ARGS * ARG_LEN)
+#define PAYLOAD_MAX 256
+
+/* Append only: a shipped value never changes meaning. */
+enum event_kind {
+	EVENT_EXEC = 1,
+	EVENT_EXIT = 2,
+	EVENT_CONNECT = 3,
+	EVENT_PAYLOAD = 4,
+	EVENT_KIND_MAX = 8, /* size of the lost-records counter array */
+};
+
+/* header.flags, per kind */
+enum exec_flags {
+	EXEC_ARGS_TRUNCATED = 1 << 0, /* more than MAX_ARGS arguments */
+	EXEC_ARG_CLIPPED = 1 << 1,    /* an argument was cut at ARG_LEN - 1 bytes */
+	EXEC_NO_ARGV = 1 << 2,        /* execve entry not seen: argv unknown */
+	EXEC_ARGV_FAULT = 1 << 3,     /* argv could not be read from user memory */
+};
+
+enum payload_flags {
+	PAYLOAD_TRUNCATED = 1 << 0, /* the syscall sent more than was captured */
+};
+
+enum payload_syscall {
+	SYSCALL_WRITE = 1,
+	SYSCALL_SENDTO = 2,
+	SYSCALL_WRITEV = 3,
+	SYSCALL_SENDMSG = 4,
+};
+
+struct event_header {
+	__u8 kind;
+	__u8 flags;
+	__u16 size;      /* bytes of this record, header included */
+	__u32 reserved;
+	__u64 ktime_ns;  /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 pid;       /* thread id, initial pid namespace */
+	__u32 tgid;      /* process id, initial pid namespace */
+	__u32 ppid;      /* real_parent->tgid, 0 when unknown */
+	__u32 uid;
+	__u64 cgroup_id; /* cgroup v2 id = inode of the cgroup directory */
+	char comm[COMM_LEN];
+};
+
+/* Sent with only args_len bytes of args: size = offsetof(args) + args_len. */
+struct exec_event {
+	struct event_header hdr;
+	__u32 args_count; /* arguments captured */
+	__u32 args_len;   /* bytes used in args: NUL-terminated strings back to back */
+	char filename[FILENAME_LEN];
+	char args[ARGS_BUF];
+};
+
+struct exit_event {
+	struct event_header hdr;
+};
+
+struct connect_event {
+	struct event_header hdr;
+	__s32 fd;
+	__s32 ret; /* 0, or -errno; -EINPROGRESS means the connect started */
+	__u16 family;
+	__u16 dport; /* host byte order */
+	__u32 reserved;
+	__u8 daddr[16]; /* IPv4 in the first 4 bytes */
+};
+
+/* Sent with only data_len bytes of data: size = offsetof(data) + data_len. */
+struct payload_event {
+	struct event_header hdr;
+	__s32 fd;
+	__u32 len_raw; /* bytes the syscall was asked to send (first iovecs for vectored I/O) */
+	__u16 family;
+	__u16 dport;
+	__u16 data_len;
+	__u8 syscall;  /* enum payload_syscall */
+	__u8 reserved;
+	__u8 daddr[16];
+	__u8 data[PAYLOAD_MAX];
+};
+
+#endif /* COALMINE_EVENTS_H */

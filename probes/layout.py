@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: Apache-2.0
+"""ctypes mirror of probes/events.h; tests/probes/test_layout.py keeps the two in step."""
+
+from __future__ import annotations
+
+import ctypes as ct
+from enum import IntEnum, IntFlag
+
+COMM_LEN = 16
+FILENAME_LEN = 256
+MAX_ARGS = 20
+ARG_LEN = 128
+ARGS_BUF = MAX_ARGS * ARG_LEN
+PAYLOAD_MAX = 256
+
+
+class EventKind(IntEnum):
+    """enum event_kind: append only."""
+
+    EXEC = 1
+    EXIT = 2
+    CONNECT = 3
+    PAYLOAD = 4
+
+
+class ExecFlags(IntFlag):
+    ARGS_TRUNCATED = 1 << 0
+    ARG_CLIPPED = 1 << 1
+    NO_ARGV = 1 << 2
+    ARGV_FAULT = 1 << 3
+
+
+class PayloadFlags(IntFlag):
+    TRUNCATED = 1 << 0
+
+
+class PayloadSyscall(IntEnum):
+    WRITE = 1
+    SENDTO = 2
+    WRITEV = 3
+    SENDMSG = 4
+
+
+class EventHeader(ct.Structure):
+    _fields_ = (
+        ("kind", ct.c_uint8),
+        ("flags", ct.c_uint8),
+        ("size", ct.c_uint16),
+        ("reserved", ct.c_uint32),
+        ("ktime_ns", ct.c_uint64),
+        ("pid", ct.c_uint32),
+        ("tgid", ct.c_uint32),
+        ("ppid", ct.c_uint32),
+        ("uid", ct.c_uint32),
+        ("cgroup_id", ct.c_uint64),
+        ("comm", ct.c_char * COMM_LEN),
+    )
+
+
+class ExecRecord(ct.Structure):
+    _fields_ = (
+        ("hdr", EventHeader),
+        ("args_count", ct.c_uint32),
+        ("args_len", ct.c_uint32),
+        ("filename", ct.c_char * FILENAME_LEN),
+        ("args", ct.c_char * ARGS_BUF),
+    )
+
+
+class ExitRecord(ct.Structure):
+    _fields_ = (("hdr", EventHeader),)
+
+
+class ConnectRecord(ct.Structure):
+    _fields_ = (
+        ("hdr", EventHeader),
+        ("fd", ct.c_int32),
+        ("ret", ct.c_int32),
+        ("family", ct.c_uint16),
+        ("dport", ct.c_uint16),
+        ("reserved", ct.c_uint32),
+        ("daddr", ct.c_uint8 * 16),
+    )
+
+
+class PayloadRecord(ct.Structure):
+    _fields_ = (
+        ("hdr", EventHeader),
+        ("fd", ct.c_int32),
+        ("len_raw", ct.c_uint32),
+        ("family", ct.c_uint16),
+        ("dport", ct.c_uint16),
+        ("data_len", ct.c_uint16),
+        ("syscall", ct.c_uint8),
+        ("reserved", ct.c_uint8),
+        ("daddr", ct.c_uint8 * 16),
+        ("data", ct.c_uint8 * PAYLOAD_MAX),
+    )
+
+
+# Records sent with a variable tail: the fixed part is everything before it.
+RECORDS: dict[EventKind, tuple[type[ct.Structure], int]] = {
+    EventKind.EXEC: (ExecRecord, ExecRecord.args.offset),
+    EventKind.EXIT: (ExitRecord, ct.sizeof(ExitRecord)),
+    EventKind.CONNECT: (ConnectRecord, ct.sizeof(ConnectRecord)),
+    EventKind.PAYLOAD: (PayloadRecord, PayloadRecord.data.offset),
+}

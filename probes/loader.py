@@ -1,0 +1,193 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Compile, attach and read the sensors with bcc.
+
+common.bpf.c owns the ring buffer and is compiled first; each sensor then
+compiles on its own and attaches hook by hook, so a failure names the sensor
+and the tracepoint. One thread polls the ring buffer and hands copied records,
+in batches, to a callback (the agent's event loop).
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.errors import ProbeError
+from probes import PROBES_DIR, btf, tracefs
+from probes.layout import EventKind
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Sensor:
+    name: str
+    source: str
+    hooks: tuple[tuple[str, str], ...]  # (category:tracepoint, function)
+    purpose: str
+
+
+SENSORS: tuple[Sensor, ...] = (
+    Sensor(
+        "exec",
+        "exec.bpf.c",
+        (
+            ("syscalls:sys_enter_execve", "on_enter_execve"),
+            ("syscalls:sys_enter_execveat", "on_enter_execveat"),
+            ("syscalls:sys_exit_execve", "on_exit_execve"),
+            ("syscalls:sys_exit_execveat", "on_exit_execveat"),
+            ("sched:sched_process_exec", "on_sched_exec"),
+            ("sched:sched_process_exit", "on_sched_exit"),
+        ),
+        "process execs (filename, argv) and exits",
+    ),
+    Sensor(
+        "connect",
+        "connect.bpf.c",
+        (
+            ("syscalls:sys_enter_connect", "on_enter_connect"),
+            ("syscalls:sys_exit_connect", "on_exit_connect"),
+            ("syscalls:sys_enter_close", "on_enter_close"),
+        ),
+        "IPv4/IPv6 connect() destination and result",
+    ),
+    Sensor(
+        "payload",  # reads the `tracked` map that connect exports: load after it
+        "payload.bpf.c",
+        (
+            ("syscalls:sys_enter_write", "on_enter_write"),
+            ("syscalls:sys_enter_sendto", "on_enter_sendto"),
+            ("syscalls:sys_enter_writev", "on_enter_writev"),
+            ("syscalls:sys_enter_sendmsg", "on_enter_sendmsg"),
+        ),
+        "the first bytes sent on each connected socket",
+    ),
+)
+
+TRACEPOINTS: tuple[str, ...] = tuple(tp for s in SENSORS for tp, _fn in s.hooks)
+
+
+@dataclass(slots=True)
+class SensorStatus:
+    name: str
+    attached: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def cflags(ringbuf_pages: int = 1024) -> list[str]:
+    """-D knobs and the BTF offsets for this kernel (see probes/btf.py)."""
+    if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
+        raise ProbeError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
+    flags = [f"-I{PROBES_DIR}", f"-DRINGBUF_PAGES={ringbuf_pages}", "-Wno-macro-redefined"]
+    try:
+        offsets = btf.task_offsets(btf.BTF.from_file())
+    except btf.BTFError as exc:
+        log.warning("no BTF task offsets (%s): ppid will read 0", exc)
+    else:
+        flags += [f"-D{name}={value}" for name, value in offsets.items()]
+    if tracefs.has_field("sched:sched_process_exit", "group_dead"):
+        flags.append("-DEXIT_HAS_GROUP_DEAD")
+    return flags
+
+
+class Probes:
+    """The loaded sensors and the ring-buffer reader thread."""
+
+    def __init__(self, ringbuf_pages: int = 1024) -> None:
+        self.ringbuf_pages = ringbuf_pages
+        self.status: list[SensorStatus] = []
+        self._bpf: list[Any] = []
+        self._common: Any = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.status) and all(s.error is None for s in self.status)
+
+    def load(self) -> None:
+        """Compile and attach every sensor; ProbeError names the first that failed."""
+        try:
+            from bcc import BPF
+        except ImportError as exc:
+            raise ProbeError(f"bcc is not importable ({exc}): install python3-bpfcc") from exc
+        try:
+            tracefs.ensure()
+        except OSError as exc:
+            raise ProbeError(str(exc.args[-1])) from exc
+        flags = cflags(self.ringbuf_pages)
+        try:
+            self._common = BPF(src_file=str(PROBES_DIR / "common.bpf.c"), cflags=flags)
+        except Exception as exc:
+            raise ProbeError(f"common.bpf.c: cannot compile the shared maps: {exc}") from exc
+        self._bpf.append(self._common)
+        for sensor in SENSORS:
+            status = SensorStatus(sensor.name)
+            self.status.append(status)
+            try:
+                bpf = BPF(src_file=str(PROBES_DIR / sensor.source), cflags=flags)
+            except Exception as exc:
+                status.error = f"{sensor.source}: compile or load failed: {exc}"
+                break
+            self._bpf.append(bpf)
+            for tp, fn in sensor.hooks:
+                try:
+                    bpf.attach_tracepoint(tp=tp, fn_name=fn.encode())
+                except Exception as exc:
+                    status.error = f"{tp} ({fn}): attach failed: {exc}"
+                    break
+                status.attached.append(tp)
+            if status.error:
+                break
+        failed = next((s for s in self.status if s.error), None)
+        if failed:
+            self.close()
+            raise ProbeError(f"sensor {failed.name}: {failed.error}")
+
+    def start(self, deliver: Callable[[list[bytes]], None], timeout_ms: int = 100) -> None:
+        """Poll the ring buffer in a thread; ``deliver`` gets each poll's records, copied."""
+        batch: list[bytes] = []
+
+        def on_record(_ctx: Any, data: Any, size: int) -> int:
+            batch.append(ct.string_at(data, size))
+            return 0
+
+        self._common["events"].open_ring_buffer(on_record)
+
+        def run() -> None:
+            while not self._stop.is_set():
+                self._common.ring_buffer_poll(timeout_ms)
+                if batch:
+                    records = batch[:]
+                    batch.clear()
+                    deliver(records)
+
+        self._thread = threading.Thread(target=run, name="coalmine-ringbuf", daemon=True)
+        self._thread.start()
+
+    def lost(self) -> dict[str, int]:
+        """Records the kernel could not put in the full ring buffer, by kind."""
+        if self._common is None:
+            return {}
+        table = self._common["lost"]
+        counts: dict[str, int] = {}
+        for kind in EventKind:
+            values = table[ct.c_uint32(kind.value)]
+            counts[kind.name.lower()] = sum(int(v) for v in values)
+        return counts
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        for bpf in reversed(self._bpf):
+            try:
+                bpf.cleanup()
+            except Exception as exc:  # cleanup is best effort: the process is leaving
+                log.debug("bcc cleanup: %s", exc)
+        self._bpf.clear()
+        self._common = None

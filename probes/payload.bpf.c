@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* first-payload sensor: the first bytes sent on each socket connect.bpf.c tracked, once. */
+#include "common.bpf.h"
+
+#ifndef TRACKED_MAX
+#define TRACKED_MAX 65536
+#endif
+#define MAX_IOV 4 /* vectored sends: gather from the first iovecs only */
+
+struct tracked_sock {
+	u16 family;
+	u16 dport;
+	u8 daddr[16];
+};
+
+struct iovec_user {
+	const void *base;
+	u64 len;
+};
+
+/* uapi struct user_msghdr up to msg_iovlen (x86_64/arm64: pointers and size_t are 8 bytes). */
+struct msghdr_user {
+	void *name;
+	s32 namelen;
+	u32 pad;
+	const struct iovec_user *iov;
+	u64 iovlen;
+};
+
+/* The spill area lets the verifier prove a variable-offset copy stays in the map value. */
+struct payload_scratch {
+	struct payload_event ev;
+	u8 spill[2 * PAYLOAD_MAX];
+};
+
+BPF_TABLE("extern", u64, struct tracked_sock, tracked, TRACKED_MAX);
+BPF_PERCPU_ARRAY(payload_scratch, struct payload_scratch, 1);
+
+/* The ring buffer was full: count it (per-CPU slot, no atomics needed). */
+static __always_inline void drop(u32 kind)
+{
+	u64 *n = lost.lookup(&kind);
+	if (n)
+		(*n)++;
+}
+
+/*
+ * The hot path: write() and friends on every fd of every process land here.
+ * An fd that connect.bpf.c did not track costs one hash lookup, then returns.
+ * The one thread whose delete succeeds owns the payload: at most one record
+ * per connection, even when threads race on the same socket.
+ */
+static __always_inline struct payload_event *claim(u32 fd, u8 syscall)
+{
+	u64 key = (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | fd;
+	struct tracked_sock *sock = tracked.lookup(&key);
+	u32 zero = 0;
+
+	if (!sock)
+		return 0;
+	struct payload_scratch *s = payload_scratch.lookup(&zero);
+	if (!s)
+		return 0;
+	s->ev.fd = fd;
+	s->ev.family = sock->family;
+	s->ev.dport = sock->dport;
+	s->ev.syscall = syscall;
+	s->ev.reserved = 0;
+	__builtin_memcpy(s->ev.daddr, sock->daddr, 16);
+	if (tracked.delete(&key))
+		return 0;
+	return &s->ev;
+}
+
+static __always_inline void emit(struct payload_event *e, u32 captured, u64 total)
+{
+	if (captured > PAYLOAD_MAX)
+		captured = PAYLOAD_MAX;
+	barrier_var(captured);
+	captured &= 2 * PAYLOAD_MAX - 1; /* a no-op after the clamp, but one the verifier follows */
+	u32 size = __builtin_offsetof(struct payload_event, data) + captured;
+	e->data_len = captured;
+	e->len_raw = total > 0xFFFFFFFFULL ? 0xFFFFFFFF : total;
+	fill_header(&e->hdr, EVENT_PAYLOAD, total > captured ? PAYLOAD_TRUNCATED : 0, size);
+	if (events.ringbuf_output(e, size, 0))
+		drop(EVENT_PAYLOAD);
+}
+
+static __always_inline int send_flat(u32 fd, const void *buf, u64 count, u8 syscall)
+{
+	if (!count)
+		return 0; /* nothing sent yet: keep waiting for the first real payload */
+	struct payload_event *e = claim(fd, syscall);
+	if (!e)
+		return 0;
+	u32 n = count < PAYLOAD_MAX ? count : PAYLOAD_MAX;
+	if (bpf_probe_read_user(e->data, n, buf))
+		n = 0;
+	emit(e, n, count);
+	return 0;
+}
+
+static __always_inline int send_vec(u32 fd, const struct iovec_user *iov, u64 iovcnt, u8 syscall)
+{
+	if (!iovcnt)
+		return 0;
+	struct payload_event *e = claim(fd, syscall);
+	if (!e)
+		return 0;
+	u32 off = 0;
+	u64 total = 0;
+	int i;
+#pragma unroll
+	for (i = 0; i < MAX_IOV; i++) {
+		struct iovec_user v = {};
+		if (i >= iovcnt)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
+			break;
+		total += v.len;
+		if (off >= PAYLOAD_MAX || !v.len)
+			continue;
+		u32 n = v.len < PAYLOAD_MAX - off ? v.len : PAYLOAD_MAX - off;
+		barrier_var(off);
+		barrier_var(n);
+		n &= 2 * PAYLOAD_MAX - 1; /* n <= PAYLOAD_MAX already: a no-op the verifier can follow */
+		if (bpf_probe_read_user(&e->data[off & (PAYLOAD_MAX - 1)], n, v.base))
+			break;
+		off += n;
+	}
+	emit(e, off, total);
+	return 0;
+}
+
+int on_enter_write(struct tracepoint__syscalls__sys_enter_write *args)
+{
+	return send_flat(args->fd, args->buf, args->count, SYSCALL_WRITE);
+}
+
+int on_enter_sendto(struct tracepoint__syscalls__sys_enter_sendto *args)
+{
+	return send_flat(args->fd, args->buff, args->len, SYSCALL_SENDTO);
+}
+
+int on_enter_writev(struct tracepoint__syscalls__sys_enter_writev *args)
+{
+	return send_vec(args->fd, (const struct iovec_user *)args->vec, args->vlen, SYSCALL_WRITEV);
+}
+
+int on_enter_sendmsg(struct tracepoint__syscalls__sys_enter_sendmsg *args)
+{
+	u64 key = (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | (u32)args->fd;
+	struct msghdr_user msg = {};
+
+	if (!tracked.lookup(&key)) /* untracked: skip reading the msghdr */
+		return 0;
+	if (bpf_probe_read_user(&msg, sizeof(msg), args->msg))
+		return 0;
+	return send_vec(args->fd, msg.iov, msg.iovlen, SYSCALL_SENDMSG);
+}
