@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, fields
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     EXEC = "exec"
     EXIT = "exit"
     CONNECT = "connect"
@@ -146,8 +146,10 @@ def from_wire(item: object) -> Event:
     values = item[1:]
     if len(values) != len(names):
         raise ValueError(f"{cls.KIND.value} event has {len(values)} fields, expected {len(names)}")
-    kwargs = {n: tuple(v) if n in _TUPLE_FIELDS and isinstance(v, list) else v for n, v in zip(names, values)}
-    for (name, value), check in zip(kwargs.items(), _FIELD_CHECKS[cls]):
+    kwargs: dict[str, Any] = {
+        n: tuple(v) if n in _TUPLE_FIELDS and isinstance(v, list) else v for n, v in zip(names, values, strict=True)
+    }
+    for (name, value), check in zip(kwargs.items(), _FIELD_CHECKS[cls], strict=True):
         if not check(value):
             raise ValueError(f"{cls.KIND.value} event field {name} has a bad value {value!r:.40}")
     return cls(**kwargs)

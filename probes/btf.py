@@ -116,7 +116,7 @@ class BTF:
         if t is None or t.kind not in (_STRUCT, _UNION) or depth > 8:
             return None
         for i in range(t.vlen):
-            name_off, m_type, m_off = struct.unpack_from("<III", self._blob, t.data_off + 12 * i)
+            name_off, m_type, m_off = (int(x) for x in struct.unpack_from("<III", self._blob, t.data_off + 12 * i))
             bit_off = m_off & 0xFFFFFF if t.kind_flag else m_off
             name = self._name(name_off)
             if name == member:

@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Agent: the one owner of the live lifecycle (start-up, main loop, shutdown, signals)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from collector import __version__
+from collector.alerts import Clock
+from collector.annotate import LiveAnnotator
+from collector.api import create_app
+from collector.cgroups import CgroupResolver, find_cgroup2_mount
+from collector.config import Config, parse_listen
+from collector.errors import CoalmineError, DecodeError
+from collector.metrics import Metrics
+from collector.pipeline import Pipeline
+from collector.queue import RecordQueue
+from collector.recording import Recorder
+from collector.sinks import Sink
+from probes.decode import decode
+from probes.loader import Probes
+
+log = logging.getLogger("coalmine")
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+class Agent:
+    def __init__(self, config: Config, sinks: list[Sink], probes: Probes | None = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.probes = probes or Probes(config.ringbuf_pages)
+        self.clock = Clock.now(boot_id())
+        self.recorder: Recorder | None = None
+        if config.record is not None:
+            self.recorder = Recorder(
+                config.record,
+                {
+                    "host": config.host,
+                    "boot_id": self.clock.boot_id,
+                    "realtime_offset_ns": self.clock.realtime_offset_ns,
+                    "coalmine_version": __version__,
+                },
+            )
+        self.pipeline = Pipeline(config.host, self.clock, sinks, metrics=self.metrics, recorder=self.recorder)
+        self.cgroups = CgroupResolver(find_cgroup2_mount())
+        self.sinks = sinks
+        self._ready = False
+        self._stop = asyncio.Event()
+        self.metrics.kernel_lost = self.probes.lost
+        self.metrics.gauges["processes_tracked"] = lambda: len(self.pipeline.processes)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready and self.probes.ready
+
+    def sensor_status(self) -> list[dict[str, Any]]:
+        return [{"name": s.name, "attached": s.attached, "error": s.error} for s in self.probes.status]
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        runner = web.AppRunner(create_app(self), access_log=None)
+        await runner.setup()
+        try:
+            host, port = parse_listen(self.config.listen)
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as exc:
+                raise CoalmineError(f"cannot listen on {self.config.listen}: {exc.strerror}") from exc
+            await self._startup(loop)
+            await self._main_loop()
+        finally:
+            self._shutdown()
+            await runner.cleanup()
+
+    async def _startup(self, loop: asyncio.AbstractEventLoop) -> None:
+        await loop.run_in_executor(None, self.probes.load)
+        queue = RecordQueue(self.config.queue_size, self.metrics)
+        self._queue = queue
+        self.metrics.gauges["queue_records"] = lambda: len(queue)
+        def deliver(batch: list[bytes]) -> None:  # runs in the reader thread
+            loop.call_soon_threadsafe(queue.put_batch, batch)
+
+        self.probes.start(deliver)
+        annotator = LiveAnnotator(self.pipeline.processes, self.cgroups)
+        seeded = annotator.seed()
+        for event in seeded:
+            self.pipeline.handle(event)
+        self.pipeline.annotate = annotator
+        self._ready = True
+        attached = ", ".join(s.name for s in self.probes.status)
+        log.info(
+            "watching: sensors %s attached; %d processes from /proc; API on http://%s",
+            attached,
+            len(self.pipeline.processes),
+            self.config.listen,
+        )
+
+    async def _main_loop(self) -> None:
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            while not self._stop.is_set():
+                get = asyncio.create_task(self._queue.get_batch())
+                done, _ = await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if get not in done:
+                    get.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await get
+                    break
+                self._ingest(get.result())
+        finally:
+            stop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop
+
+    def _ingest(self, records: list[bytes]) -> None:
+        for raw in records:
+            try:
+                event = decode(raw)
+            except DecodeError as exc:
+                self.metrics.decode_errors[exc.reason] += 1
+                continue
+            self.pipeline.handle(event)
+        if self.recorder is not None:
+            self.recorder.flush()
+
+    def _shutdown(self) -> None:
+        self._ready = False
+        self.probes.close()
+        if self.recorder is not None:
+            self.recorder.close()
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except OSError as exc:
+                log.warning("sink %s: close failed: %s", sink.name, exc)

@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Counters the agent exports on /metrics, in the Prometheus text format."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+PREFIX = "coalmine"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.events: Counter[str] = Counter()  # by kind
+        self.alerts: Counter[str] = Counter()  # by rule
+        self.decode_errors: Counter[str] = Counter()  # by reason
+        self.dropped: Counter[str] = Counter()  # records dropped in user space, by reason
+        self.sink_errors: Counter[str] = Counter()  # by sink
+        self.detector_errors: Counter[str] = Counter()  # by rule
+        self.kernel_lost: Callable[[], Mapping[str, int]] = dict  # ring-buffer records lost, by kind
+        self.gauges: dict[str, Callable[[], float]] = {}
+
+    def render(self) -> str:
+        out: list[str] = []
+
+        def family(name: str, kind: str, help_: str, label: str, values: Mapping[str, float]) -> None:
+            out.append(f"# HELP {PREFIX}_{name} {help_}")
+            out.append(f"# TYPE {PREFIX}_{name} {kind}")
+            for key, value in sorted(values.items()):
+                out.append(f'{PREFIX}_{name}{{{label}="{_escape(key)}"}} {value}')
+
+        family("events_total", "counter", "Events processed, by kind.", "kind", self.events)
+        family("alerts_total", "counter", "Alerts raised, by rule.", "rule", self.alerts)
+        lost = self.kernel_lost()
+        family("ringbuf_lost_total", "counter", "Records the kernel dropped: ring buffer full.", "kind", lost)
+        family("dropped_total", "counter", "Records dropped in the agent, by reason.", "reason", self.dropped)
+        family("decode_errors_total", "counter", "Kernel records that failed to decode.", "reason", self.decode_errors)
+        family("sink_errors_total", "counter", "Alert writes that failed, by sink.", "sink", self.sink_errors)
+        family("detector_errors_total", "counter", "Detector exceptions, by rule.", "rule", self.detector_errors)
+        for name, read in sorted(self.gauges.items()):
+            out.append(f"# TYPE {PREFIX}_{name} gauge")
+            out.append(f"{PREFIX}_{name} {read()}")
+        return "\n".join(out) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
