@@ -68,7 +68,10 @@ def _check(path: Path, key: str, value: Any) -> Any:
         if not isinstance(value, str) or not value:
             raise bad("a non-empty string")
         if key == "listen":
-            parse_listen(value)
+            try:
+                parse_listen(value)
+            except ConfigError as exc:
+                raise ConfigError(f"config {path}: {exc}") from None
         return value
     if key == "record":
         if not isinstance(value, str) or not value:

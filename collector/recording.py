@@ -50,6 +50,15 @@ class Replay:
             raise RecordingError(f"cannot read recording {path}: {exc.strerror}") from exc
         self._unpacker = msgpack.Unpacker(self._file, raw=False, max_buffer_size=16 * 1024 * 1024)
         try:
+            self.header: dict[str, Any] = self._read_header(path)
+        except RecordingError:
+            self._file.close()
+            raise
+        self.skipped = 0
+        self.truncated = False
+
+    def _read_header(self, path: Path) -> dict[str, Any]:
+        try:
             header = next(self._unpacker)
         except (StopIteration, ValueError, msgpack.UnpackException) as exc:
             raise RecordingError(f"{path} is not a coalmine recording: no header") from exc
@@ -57,9 +66,7 @@ class Replay:
             raise RecordingError(f"{path} is not a coalmine recording")
         if header.get("version") != VERSION:
             raise RecordingError(f"{path}: recording version {header.get('version')!r}, this coalmine reads {VERSION}")
-        self.header: dict[str, Any] = header
-        self.skipped = 0
-        self.truncated = False
+        return header
 
     def __iter__(self) -> Iterator[Event]:
         try:

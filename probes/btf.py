@@ -69,7 +69,12 @@ class BTF:
         self._strings = blob[hdr_len + str_off : hdr_len + str_off + str_len]
         self._types: list[_Type | None] = [None]  # type id 0 is void
         self._by_name: dict[str, int] = {}
-        self._index(self._types_start, self._types_start + type_len)
+        if hdr_len + max(type_off + type_len, str_off + str_len) > len(blob):
+            raise BTFError("BTF blob is truncated: its header points past the end")
+        try:
+            self._index(self._types_start, self._types_start + type_len)
+        except struct.error as exc:
+            raise BTFError(f"BTF type section is malformed: {exc}") from exc
 
     @classmethod
     def from_file(cls, path: Path = VMLINUX) -> BTF:
@@ -91,11 +96,10 @@ class BTF:
             if kind not in _KIND_EXTRA:
                 raise BTFError(f"unknown BTF kind {kind} at offset {pos}")
             fixed, per = _KIND_EXTRA[kind]
-            t = _Type(kind, "", vlen, bool(info >> 31), pos + 12)
-            if kind in (_STRUCT, _UNION):
-                t = _Type(kind, self._name(name_off), vlen, bool(info >> 31), pos + 12)
-                if t.name and kind == _STRUCT:
-                    self._by_name.setdefault(t.name, len(self._types))
+            name = self._name(name_off) if kind == _STRUCT else ""
+            if name:
+                self._by_name.setdefault(name, len(self._types))
+            t = _Type(kind, name, vlen, bool(info >> 31), pos + 12)
             self._types.append(t)
             pos += 12 + fixed + per * vlen
 

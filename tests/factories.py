@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Event factories for tests: typed events with realistic defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.events import CgroupEvent, ConnectEvent, ExecEvent, ExitEvent, PayloadEvent, ProcEvent
+
+COMMON: dict[str, Any] = {"ktime_ns": 1_000_000_000, "pid": 4242, "tgid": 4242, "ppid": 4000, "uid": 1000}
+
+
+def common(**kw: Any) -> dict[str, Any]:
+    out = {**COMMON, "cgroup_id": 7, "comm": "proc", **kw}
+    if "pid" in kw and "tgid" not in kw:
+        out["tgid"] = kw["pid"]
+    return out
+
+
+def exec_event(args: list[str] | tuple[str, ...], exe: str | None = None, **kw: Any) -> ExecEvent:
+    filename = kw.pop("filename", exe or (args[0] if args else ""))
+    comm = kw.pop("comm", (exe or filename).rsplit("/", 1)[-1][:15])
+    return ExecEvent(**common(comm=comm, **kw), filename=filename, args=tuple(args), flags_raw=0, exe=exe)
+
+
+def payload_event(data: bytes, daddr: str = "203.0.113.7", dport: int = 3333, **kw: Any) -> PayloadEvent:
+    return PayloadEvent(
+        **common(**kw), fd=5, family="ipv4", daddr=daddr, dport=dport, syscall="write", len_raw=len(data), data=data
+    )
+
+
+def connect_event(daddr: str = "203.0.113.7", dport: int = 3333, ret: int = 0, **kw: Any) -> ConnectEvent:
+    return ConnectEvent(**common(**kw), fd=5, family="ipv4", daddr=daddr, dport=dport, ret_raw=ret)
+
+
+def proc_event(pid: int, ppid: int, args: tuple[str, ...] = (), exe: str | None = None, **kw: Any) -> ProcEvent:
+    return ProcEvent(**common(pid=pid, ppid=ppid, **kw), exe=exe, args=args)
+
+
+def exit_event(pid: int, **kw: Any) -> ExitEvent:
+    return ExitEvent(**common(pid=pid, **kw))
+
+
+def cgroup_event(cgroup_id: int, path: str) -> CgroupEvent:
+    return CgroupEvent(0, 0, 0, 0, 0, cgroup_id, "", path)
