@@ -121,7 +121,7 @@ class Probes:
             raise ProbeError(str(exc.args[-1])) from exc
         flags = cflags(self.ringbuf_pages)
         try:
-            self._common = BPF(src_file=str(PROBES_DIR / "common.bpf.c"), cflags=flags)
+            self._common = BPF(src_file=bytes(PROBES_DIR / "common.bpf.c"), cflags=flags)
         except Exception as exc:
             raise ProbeError(f"common.bpf.c: cannot compile the shared maps: {exc}") from exc
         self._bpf.append(self._common)
@@ -129,14 +129,14 @@ class Probes:
             status = SensorStatus(sensor.name)
             self.status.append(status)
             try:
-                bpf = BPF(src_file=str(PROBES_DIR / sensor.source), cflags=flags)
+                bpf = BPF(src_file=bytes(PROBES_DIR / sensor.source), cflags=flags)
             except Exception as exc:
                 status.error = f"{sensor.source}: compile or load failed: {exc}"
                 break
             self._bpf.append(bpf)
             for tp, fn in sensor.hooks:
                 try:
-                    bpf.attach_tracepoint(tp=tp, fn_name=fn.encode())
+                    bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
                 except Exception as exc:
                     status.error = f"{tp} ({fn}): attach failed: {exc}"
                     break
@@ -156,7 +156,7 @@ class Probes:
             batch.append(ct.string_at(data, size))
             return 0
 
-        self._common["events"].open_ring_buffer(on_record)
+        self._common[b"events"].open_ring_buffer(on_record)
 
         def run() -> None:
             while not self._stop.is_set():
@@ -173,7 +173,7 @@ class Probes:
         """Records the kernel could not put in the full ring buffer, by kind."""
         if self._common is None:
             return {}
-        table = self._common["lost"]
+        table = self._common[b"lost"]
         counts: dict[str, int] = {}
         for kind in EventKind:
             values = table[ct.c_uint32(kind.value)]

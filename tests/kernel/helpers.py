@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Loaded probes that collect decoded events, for kernel tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from collector.errors import DecodeError
+from collector.events import Event
+from probes.decode import decode
+from probes.loader import Probes
+
+E = TypeVar("E", bound=Event)
+
+
+class Collected:
+    def __init__(self, probes: Probes) -> None:
+        self.probes = probes
+        self.events: list[Event] = []
+        self.decode_errors: list[str] = []
+        self._lock = threading.Lock()
+
+    def deliver(self, batch: list[bytes]) -> None:
+        for raw in batch:
+            try:
+                event = decode(raw)
+            except DecodeError as exc:
+                with self._lock:
+                    self.decode_errors.append(exc.reason)
+                continue
+            with self._lock:
+                self.events.append(event)
+
+    def find(self, cls: type[E], pred: Callable[[E], bool], timeout: float = 3.0) -> list[E]:
+        """Events of ``cls`` matching ``pred``, waiting until at least one arrives or the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                found = [e for e in self.events if isinstance(e, cls) and pred(e)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
+    def settle(self, seconds: float = 0.3) -> None:
+        """Let records in flight reach the list."""
+        time.sleep(seconds)
+
+
+@contextmanager
+def loaded_probes() -> Iterator[Collected]:
+    probes = Probes()
+    probes.load()
+    collected = Collected(probes)
+    probes.start(collected.deliver)
+    try:
+        yield collected
+    finally:
+        probes.close()

@@ -1,0 +1,245 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Each sensor loaded into this kernel, driven by real syscalls from real processes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from collector import procfs
+from collector.cgroups import CgroupResolver, find_cgroup2_mount
+from collector.events import ConnectEvent, ExecEvent, ExitEvent, PayloadEvent
+from probes.layout import ARG_LEN, MAX_ARGS, ExecFlags
+from tests.kernel.helpers import Collected, loaded_probes
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture(scope="module")
+def k() -> Iterator[Collected]:
+    with loaded_probes() as collected:
+        yield collected
+
+
+@pytest.fixture
+def server() -> Iterator[socket.socket]:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    yield srv
+    srv.close()
+
+
+def _run(argv: list[str], **kw: object) -> int:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
+    proc.wait(timeout=10)
+    return int(proc.pid)
+
+
+def test_all_sensors_attach(k: Collected) -> None:
+    """Every sensor reports every hook attached."""
+    assert k.probes.ready
+    assert [s.name for s in k.probes.status] == ["exec", "connect", "payload"]
+    assert all(s.error is None and s.attached for s in k.probes.status)
+
+
+def test_exec_argv_filename_and_parent(k: Collected) -> None:
+    """An exec reports its argv as passed, the path exec'd, and the real parent."""
+    argv = ["/bin/sh", "-c", "exit 0", "arg with space", "ünïcode"]
+    pid = _run(argv)
+    (event,) = k.find(ExecEvent, lambda e: e.tgid == pid)
+    assert event.args == tuple(argv) and event.filename == "/bin/sh"
+    assert event.ppid == os.getpid() and event.uid == 0 and event.comm == "sh"
+    assert not event.args_truncated
+
+
+def test_exec_other_uid(k: Collected) -> None:
+    """uid is the exec'ing process's, not the agent's."""
+    pid = _run(["/bin/true", "as-nobody"], user=65534)
+    (event,) = k.find(ExecEvent, lambda e: e.tgid == pid)
+    assert event.uid == 65534
+
+
+def test_exec_argv_bounds(k: Collected) -> None:
+    """Past MAX_ARGS arguments, or ARG_LEN bytes in one, the record says it was cut."""
+    many = ["/bin/true", *[f"a{i}" for i in range(MAX_ARGS + 5)]]
+    pid = _run(many)
+    (event,) = k.find(ExecEvent, lambda e: e.tgid == pid)
+    assert event.args == tuple(many[:MAX_ARGS]) and event.flags_raw & ExecFlags.ARGS_TRUNCATED
+    long_arg = "x" * (ARG_LEN * 2)
+    pid = _run(["/bin/true", long_arg])
+    (event,) = k.find(ExecEvent, lambda e: e.tgid == pid)
+    assert event.args[1] == long_arg[: ARG_LEN - 1] and event.flags_raw & ExecFlags.ARG_CLIPPED
+    exact = "y" * (ARG_LEN - 1)  # fits exactly with its NUL: not clipped
+    pid = _run(["/bin/true", exact])
+    (event,) = k.find(ExecEvent, lambda e: e.tgid == pid)
+    assert event.args[1] == exact and not event.flags_raw & ExecFlags.ARG_CLIPPED
+
+
+def test_execveat_by_fd_and_exec_from_a_thread(k: Collected) -> None:
+    """fexecve (execveat with AT_EMPTY_PATH) and an exec from a non-leader thread both report argv."""
+    code = "import os; fd = os.open('/bin/true', os.O_RDONLY); os.execve(fd, ['true', 'via-fd'], {})"
+    pid = _run([sys.executable, "-c", code])
+    (event,) = k.find(ExecEvent, lambda e: e.tgid == pid and e.args[:1] == ("true",))
+    assert event.args == ("true", "via-fd")
+    code = "import os, threading; threading.Thread(target=os.execv, args=('/bin/true', ['true', 'from-thread'])).start()"
+    pid = _run([sys.executable, "-c", code])
+    (event,) = k.find(ExecEvent, lambda e: e.tgid == pid and e.args[:1] == ("true",))
+    assert event.args == ("true", "from-thread") and event.pid == pid
+
+
+def test_failed_exec_reports_nothing(k: Collected) -> None:
+    """An execve that fails (ENOENT) leaves no exec record behind."""
+    code = "import os\ntry: os.execv('/nonexistent/coalmine', ['ghost-arg'])\nexcept OSError: pass"
+    pid = _run([sys.executable, "-c", code])
+    k.settle()
+    assert not k.find(ExecEvent, lambda e: e.tgid == pid and "ghost-arg" in e.args, timeout=0)
+
+
+def test_exit(k: Collected) -> None:
+    """A process's exit is reported once, not once per thread."""
+    code = "import threading; ts = [threading.Thread(target=lambda: None) for _ in range(4)]; [t.start() for t in ts]"
+    pid = _run([sys.executable, "-c", code])
+    k.settle()
+    assert len(k.find(ExitEvent, lambda e: e.tgid == pid)) == 1
+
+
+def test_identity_matches_proc_in_a_new_cgroup(k: Collected) -> None:
+    """ppid, uid and cgroup id in the kernel record match /proc and the cgroup v2 mount."""
+    mount = find_cgroup2_mount()
+    if mount is None:
+        pytest.skip("no cgroup v2 mount")
+    group = mount / f"coalmine-test-{uuid.uuid4().hex[:8]}"
+    group.mkdir()
+    code = f"import os; open('{group}/cgroup.procs', 'w').write(str(os.getpid())); os.execv('/bin/sleep', ['sleep', '5'])"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        (event,) = k.find(ExecEvent, lambda e: e.tgid == child.pid and e.args == ("sleep", "5"))
+        resolver = CgroupResolver(mount)
+        snap = procfs.snapshot(child.pid, resolver)
+        assert snap is not None
+        assert (event.ppid, event.uid, event.cgroup_id) == (snap.ppid, snap.uid, snap.cgroup_id)
+        assert event.cgroup_id == os.stat(group).st_ino
+        assert resolver.path(event.cgroup_id) == "/" + group.name
+        assert Path(f"/proc/{child.pid}/cgroup").read_text().splitlines()[-1] == f"0::/{group.name}"
+    finally:
+        child.kill()
+        child.wait()
+        group.rmdir()
+
+
+def test_connect_ipv4_ipv6_and_errors(k: Collected, server: socket.socket) -> None:
+    """connect() reports destination, port, fd and result for IPv4, IPv6, non-blocking and refused."""
+    port = server.getsockname()[1]
+    me = os.getpid()
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        (event,) = k.find(ConnectEvent, lambda e: e.tgid == me and e.fd == c.fileno() and e.dport == port)
+        assert (event.family, event.daddr, event.ret_raw) == ("ipv4", "127.0.0.1", 0)
+    srv6 = socket.socket(socket.AF_INET6)
+    srv6.bind(("::1", 0))
+    srv6.listen()
+    port6 = srv6.getsockname()[1]
+    with socket.create_connection(("::1", port6)):
+        (event,) = k.find(ConnectEvent, lambda e: e.tgid == me and e.dport == port6)
+        assert (event.family, event.daddr) == ("ipv6", "::1")
+    srv6.close()
+    nb = socket.socket()
+    nb.setblocking(False)
+    t0 = time.monotonic_ns()  # CLOCK_MONOTONIC, as the records' ktime: the fd number may be reused
+    nb.connect_ex(("127.0.0.1", port))
+    (event,) = k.find(ConnectEvent, lambda e: e.ktime_ns > t0 and e.tgid == me and e.dport == port)
+    assert event.started and event.ret_raw in (0, -errno.EINPROGRESS)
+    nb.close()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()
+    refused = socket.socket()
+    assert refused.connect_ex(("127.0.0.1", dead_port)) == errno.ECONNREFUSED
+    (event,) = k.find(ConnectEvent, lambda e: e.tgid == me and e.dport == dead_port)
+    assert event.error == "ECONNREFUSED" and not event.started
+    refused.close()
+
+
+def test_unix_sockets_are_not_reported(k: Collected) -> None:
+    """AF_UNIX connects are local IPC, not egress."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "s")
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind(path)
+        srv.listen()
+        cli = socket.socket(socket.AF_UNIX)
+        cli.connect(path)
+        fd = cli.fileno()
+        k.settle()
+        assert not k.find(ConnectEvent, lambda e: e.tgid == os.getpid() and e.fd == fd and e.family != "ipv4", 0)
+        cli.close()
+        srv.close()
+
+
+SENDERS = {
+    "write": lambda s, data: os.write(s.fileno(), data),
+    "sendto": lambda s, data: s.send(data),
+    "writev": lambda s, data: os.writev(s.fileno(), [data[:5], data[5:]]),
+    "sendmsg": lambda s, data: s.sendmsg([data[:3], data[3:9], data[9:]]),
+}
+
+
+@pytest.mark.parametrize("syscall", list(SENDERS))
+def test_first_payload_once_per_connection(k: Collected, server: socket.socket, syscall: str) -> None:
+    """Each send path captures the first payload (vectored ones gathered), and only the first."""
+    port = server.getsockname()[1]
+    first = b'{"id":1,"method":"mining.subscribe","params":[]}\n'
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        fd = c.fileno()
+        SENDERS[syscall](c, first)
+        SENDERS[syscall](c, b"second payload, never captured")
+        k.settle()
+        events = k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.fd == fd and e.dport == port)
+    assert len(events) == 1
+    (event,) = events
+    assert (event.data, event.syscall, event.daddr, event.truncated) == (first, syscall, "127.0.0.1", False)
+
+
+def test_large_payload_is_truncated(k: Collected, server: socket.socket) -> None:
+    """A send larger than the capture limit keeps its head and its real length."""
+    port = server.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        c.send(bytes(range(256)) * 4)
+        (event,) = k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.dport == port)
+    assert event.data == bytes(range(256)) and event.len_raw == 1024 and event.truncated
+
+
+def test_untracked_and_reused_fds_are_ignored(k: Collected, server: socket.socket) -> None:
+    """Writes to pipes and files, and to an fd number reused after close, are not payloads."""
+    port = server.getsockname()[1]
+    c = socket.socket()
+    c.connect(("127.0.0.1", port))
+    fd = c.fileno()
+    c.close()  # closed before any write: its tracking must go
+    with tempfile.TemporaryFile() as f:
+        assert f.fileno() == fd  # the lowest free number: the socket's
+        os.write(f.fileno(), b'{"id":1,"method":"mining.subscribe"}\n')
+    r, w = os.pipe()
+    os.write(w, b"pipe data")
+    os.close(r)
+    os.close(w)
+    k.settle()
+    assert not k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.dport == port, timeout=0)
+
+
+def test_no_decode_errors_or_losses(k: Collected) -> None:
+    """Every record the kernel sent decoded, and none were lost."""
+    k.settle()
+    assert k.decode_errors == []
+    assert sum(k.probes.lost().values()) == 0
