@@ -13,7 +13,7 @@ from typing import Any
 
 from collector.alerts import Clock, build
 from collector.detectors import Detector, State, default_detectors, index
-from collector.events import CgroupEvent, Event
+from collector.events import CgroupEvent, Event, Kind
 from collector.metrics import Metrics
 from collector.process import ProcessTable
 from collector.recording import Recorder
@@ -42,8 +42,13 @@ class Pipeline:
         self.cgroup_paths: dict[int, str] = {}
         self.annotate: Callable[[Event], list[Event]] | None = None
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []
-        self._detectors = index(detectors if detectors is not None else default_detectors())
+        chosen = list(detectors) if detectors is not None else default_detectors()
+        self._detectors = index(chosen)
         self._state = State(self.processes)
+        for kind in Kind:  # every series exists from the start, at 0 (Prometheus practice)
+            self.metrics.events[kind.value] += 0
+        for detector in chosen:
+            self.metrics.alerts[detector.rule.id] += 0
 
     def handle(self, event: Event) -> None:
         if self.annotate is None:

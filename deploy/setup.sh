@@ -3,7 +3,7 @@
 # Install coalmine and what it needs on a Debian or Ubuntu node. Idempotent: run it again any time.
 #
 #   deploy/setup.sh          bcc, kernel headers, tracefs, .venv with coalmine  ->  .venv/bin/coalmine
-#   deploy/setup.sh --dev    the same, editable, plus the test tools (pytest, openssh-server, socat, ncat)
+#   deploy/setup.sh --dev    the same, editable, plus the test tools (pytest, openssh-server, socat, ncat, openssl, curl)
 #
 # Used by the README, .ci/run and the container image alike.
 set -euo pipefail
@@ -42,7 +42,7 @@ else
     packages+=(linux-headers-generic)          # Ubuntu
 fi
 if [ "$dev" = 1 ]; then
-    packages+=(openssh-server openssh-client socat ncat)
+    packages+=(openssh-server openssh-client socat ncat openssl curl)
 fi
 
 # Install without starting services (openssh-server would start sshd on :22):

@@ -92,7 +92,9 @@ def test_execveat_by_fd_and_exec_from_a_thread(k: Collected) -> None:
     pid = _run([sys.executable, "-c", code])
     (event,) = k.find(ExecEvent, lambda e: e.tgid == pid and e.args[:1] == ("true",))
     assert event.args == ("true", "via-fd")
-    code = "import os, threading; threading.Thread(target=os.execv, args=('/bin/true', ['true', 'from-thread'])).start()"
+    code = (
+        "import os, threading; threading.Thread(target=os.execv, args=('/bin/true', ['true', 'from-thread'])).start()"
+    )
     pid = _run([sys.executable, "-c", code])
     (event,) = k.find(ExecEvent, lambda e: e.tgid == pid and e.args[:1] == ("true",))
     assert event.args == ("true", "from-thread") and event.pid == pid
@@ -121,7 +123,9 @@ def test_identity_matches_proc_in_a_new_cgroup(k: Collected) -> None:
         pytest.skip("no cgroup v2 mount")
     group = mount / f"coalmine-test-{uuid.uuid4().hex[:8]}"
     group.mkdir()
-    code = f"import os; open('{group}/cgroup.procs', 'w').write(str(os.getpid())); os.execv('/bin/sleep', ['sleep', '5'])"
+    code = (
+        f"import os; open('{group}/cgroup.procs', 'w').write(str(os.getpid())); os.execv('/bin/sleep', ['sleep', '5'])"
+    )
     child = subprocess.Popen([sys.executable, "-c", code])
     try:
         (event,) = k.find(ExecEvent, lambda e: e.tgid == child.pid and e.args == ("sleep", "5"))

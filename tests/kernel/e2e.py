@@ -1,0 +1,238 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Real processes for end-to-end tests: the agent, a fake pool, an sshd, TLS and HTTP servers."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Agent:
+    """`coalmine run` as a separate process, with a JSONL sink and a recording."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.alerts_path = workdir / "alerts.jsonl"
+        self.record_path = workdir / "events.msgpack"
+        self.log_path = workdir / "agent.log"
+        self.port = free_port()
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "collector",
+                "run",
+                "--sink",
+                f"jsonl:{self.alerts_path}",
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--record",
+                str(self.record_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"agent exited {self.proc.returncode}: {self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"agent not ready after {timeout}s: {self.log_path.read_text()}")
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def alerts(self) -> list[dict[str, Any]]:
+        if not self.alerts_path.exists():
+            return []
+        return [json.loads(line) for line in self.alerts_path.read_text().splitlines()]
+
+    def wait_alert(self, pred: Callable[[dict[str, Any]], bool], timeout: float) -> tuple[dict[str, Any], float] | None:
+        """The first alert matching ``pred`` and the wall time it was seen in the sink."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for alert in self.alerts():
+                if pred(alert):
+                    return alert, time.time()
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.005)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self._log.close()
+        return self.proc.returncode
+
+
+class FakePool:
+    """A loopback mining pool: answers Stratum subscribe and CryptoNote login like a real one."""
+
+    REPLIES: ClassVar[dict[str, bytes]] = {
+        "login": b'{"id":1,"jsonrpc":"2.0","error":null,"result":{"id":"7d2e","job":{"blob":"0e0e","job_id":"1",'
+        b'"target":"b88d0600","algo":"rx/0"},"status":"OK"}}\n',
+        "mining.subscribe": b'{"id":1,"result":[[["mining.set_difficulty","1"],["mining.notify","ae6812eb"]],'
+        b'"08000002",4],"error":null}\n',
+    }
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.received: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
+
+    def _client(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader:
+            line = reader.readline()
+            self.received.append(line)
+            for method, reply in self.REPLIES.items():
+                if f'"{method}"'.encode() in line:
+                    conn.sendall(reply)
+            conn.recv(1)  # until the client hangs up
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Sshd:
+    """Debian's sshd on 127.0.0.1 with throwaway host and client keys."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.port = free_port()
+        self.key = workdir / "client_key"
+        for name in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / name)], check=True)
+        (workdir / "authorized_keys").write_text((workdir / "client_key.pub").read_text())
+        config = workdir / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {workdir / 'host_key'}\nPidFile none\n"
+            f"AuthorizedKeysFile {workdir / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+            "AllowTcpForwarding yes\nLogLevel ERROR\n"
+        )
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+        wait_port(self.port)
+
+    def client_argv(self, *extra: str) -> list[str]:
+        return [
+            "ssh",
+            "-i",
+            str(self.key),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-p",
+            str(self.port),
+            *extra,
+        ]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class WebServers:
+    """An HTTP and an HTTPS server on loopback, for traffic that must not alert."""
+
+    def __init__(self, workdir: Path) -> None:
+        cert, key = workdir / "cert.pem", workdir / "key.pem"
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-days",
+                "1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+        self.https = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.https.socket = context.wrap_socket(self.https.socket, server_side=True)
+        for server in (self.http, self.https):
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.http_port = self.http.server_address[1]
+        self.https_port = self.https.server_address[1]
+
+    def close(self) -> None:
+        for server in (self.http, self.https):
+            server.shutdown()
+            server.server_close()
