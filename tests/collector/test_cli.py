@@ -1,0 +1,81 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The CLI: help that answers questions, and one-line failures with exit 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from collector import cli
+from collector.recording import Recorder
+from tests.collector.test_pipeline import CONTAINER_TREE
+
+runner = CliRunner()
+
+
+def test_help_lists_commands_and_sinks() -> None:
+    """--help names the commands; run --help names the sink specs and the API address."""
+    assert all(c in runner.invoke(cli.app, ["--help"]).output for c in ("run", "replay", "doctor"))
+    out = runner.invoke(cli.app, ["run", "--help"]).output
+    assert "jsonl:PATH" in out and "127.0.0.1:9477" in out and "root" in out
+
+
+def test_version() -> None:
+    """--version prints the version."""
+    result = runner.invoke(cli.app, ["--version"])
+    assert result.exit_code == 0 and result.output.startswith("coalmine ")
+
+
+def test_run_without_privileges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without root or BPF capabilities, run exits 1 with one line saying so."""
+    monkeypatch.setattr("collector.doctor.can_load_bpf", lambda caps=None: False)
+    result = runner.invoke(cli.app, ["run"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "coalmine: must run as root (or with CAP_BPF+CAP_PERFMON, or CAP_SYS_ADMIN) to load eBPF programs"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--listen", "nowhere"], "is not HOST:PORT"),
+        (["run", "--sink", "kafka:x"], "unknown sink 'kafka:x'"),
+        (["run", "--config", "/nonexistent/c.toml"], "cannot read"),
+        (["replay", "/nonexistent/rec"], "cannot read recording"),
+    ],
+)
+def test_bad_input_is_one_line(monkeypatch: pytest.MonkeyPatch, args: list[str], message: str) -> None:
+    """Bad flags, files and sinks fail with exit 1 and a single line naming the problem."""
+    monkeypatch.setattr("collector.doctor.can_load_bpf", lambda caps=None: True)
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_replay_to_stdout(tmp_path: Path) -> None:
+    """replay prints alerts as JSON lines on stdout and a summary on stderr."""
+    path = tmp_path / "rec"
+    rec = Recorder(path, {"host": "node-3", "boot_id": "b", "realtime_offset_ns": 0})
+    for event in CONTAINER_TREE:
+        rec.write(event)
+    rec.close()
+    result = runner.invoke(cli.app, ["replay", str(path)])
+    assert result.exit_code == 0
+    (alert,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert alert["host"] == "node-3" and alert["rule"] == "mining.stratum"
+    assert "replayed 8 events, 1 alerts, 0 malformed events skipped" in result.stderr
+
+
+def test_doctor_prints_a_table() -> None:
+    """doctor prints one line per check and exits by whether the agent can run."""
+    from collector.doctor import FAIL, run_checks
+
+    result = runner.invoke(cli.app, ["doctor"])
+    names = [c.name for c in run_checks()]
+    assert all(name in result.stdout for name in names)
+    assert result.exit_code == (1 if any(c.status == FAIL for c in run_checks()) else 0)
