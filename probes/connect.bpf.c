@@ -53,21 +53,29 @@ static __always_inline int enter_connect(s32 fd, const void *uaddr, u32 addrlen)
 {
 	struct connect_call call = {.fd = fd};
 	u32 tid = (u32)bpf_get_current_pid_tgid();
+	union {
+		u16 family;
+		struct sockaddr_in_user in;
+		struct sockaddr_in6_user in6;
+	} sa = {};
 
-	if (bpf_probe_read_user(&call.family, sizeof(call.family), uaddr))
+	/* One read: the whole sockaddr_in6 when addrlen allows it, else a sockaddr_in. */
+	if (addrlen >= sizeof(sa.in6)) {
+		if (bpf_probe_read_user(&sa.in6, sizeof(sa.in6), uaddr))
+			return 0;
+	} else if (addrlen >= sizeof(sa.in)) {
+		if (bpf_probe_read_user(&sa.in, sizeof(sa.in), uaddr))
+			return 0;
+	} else {
 		return 0;
-	if (call.family == AF_INET && addrlen >= sizeof(struct sockaddr_in_user)) {
-		struct sockaddr_in_user sa = {};
-		if (bpf_probe_read_user(&sa, sizeof(sa), uaddr))
-			return 0;
-		call.dport = __builtin_bswap16(sa.port_be);
-		__builtin_memcpy(call.daddr, sa.addr, 4);
-	} else if (call.family == AF_INET6 && addrlen >= sizeof(struct sockaddr_in6_user)) {
-		struct sockaddr_in6_user sa = {};
-		if (bpf_probe_read_user(&sa, sizeof(sa), uaddr))
-			return 0;
-		call.dport = __builtin_bswap16(sa.port_be);
-		__builtin_memcpy(call.daddr, sa.addr, 16);
+	}
+	call.family = sa.family;
+	if (sa.family == AF_INET) {
+		call.dport = __builtin_bswap16(sa.in.port_be);
+		__builtin_memcpy(call.daddr, sa.in.addr, 4);
+	} else if (sa.family == AF_INET6 && addrlen >= sizeof(sa.in6)) {
+		call.dport = __builtin_bswap16(sa.in6.port_be);
+		__builtin_memcpy(call.daddr, sa.in6.addr, 16);
 	} else {
 		return 0; /* AF_UNIX, AF_NETLINK, ...: not network egress */
 	}
@@ -101,7 +109,7 @@ static __always_inline int exit_connect(long ret)
 	e->dport = call->dport;
 	e->reserved = 0;
 	__builtin_memcpy(e->daddr, call->daddr, 16);
-	events.ringbuf_submit(e, 0);
+	events.ringbuf_submit(e, SUBMIT_FLAGS);
 	connect_calls.delete(&tid);
 	return 0;
 }
@@ -111,7 +119,9 @@ static __always_inline int enter_close(u32 fd)
 {
 	u64 key = (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | fd;
 
-	tracked.delete(&key);
+	/* Every close() on the node lands here: a lookup is lockless, a delete takes the bucket lock. */
+	if (tracked.lookup(&key))
+		tracked.delete(&key);
 	return 0;
 }
 

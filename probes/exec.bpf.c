@@ -130,7 +130,7 @@ int on_sched_exec(struct tracepoint__sched__sched_process_exec *args)
 	fill_header(&e->hdr, EVENT_EXEC, flags, size);
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
 				  (void *)args + (args->data_loc_filename & 0xFFFF));
-	if (events.ringbuf_output(e, size, 0))
+	if (events.ringbuf_output(e, size, SUBMIT_FLAGS))
 		drop(EVENT_EXEC);
 	exec_stash.delete(&old_tid);
 	return 0;
@@ -152,6 +152,6 @@ int on_sched_exit(struct tracepoint__sched__sched_process_exit *args)
 		return 0;
 	}
 	fill_header(&e->hdr, EVENT_EXIT, 0, sizeof(*e));
-	events.ringbuf_submit(e, 0);
+	events.ringbuf_submit(e, SUBMIT_FLAGS);
 	return 0;
 }

@@ -10,7 +10,9 @@ in batches, to a callback (the agent's event loop).
 from __future__ import annotations
 
 import ctypes as ct
+import ctypes.util
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +70,8 @@ SENSORS: tuple[Sensor, ...] = (
     ),
 )
 
+POLL_INTERVAL_MS = 10  # how often the reader drains the ring buffer (records do not wake it)
+
 TRACEPOINTS: tuple[str, ...] = tuple(tp for s in SENSORS for tp, _fn in s.hooks)
 
 
@@ -94,6 +98,35 @@ def cflags(ringbuf_pages: int = 1024) -> list[str]:
     return flags
 
 
+_COMPILER_LIBS = re.compile(r"/lib(LLVM|clang|bcc)[^/]*\.so")
+_MADV_PAGEOUT = 21  # Linux >= 5.4
+
+
+def release_compiler_memory() -> None:
+    """Give back what compiling the probes used: the agent never compiles again.
+
+    bcc links all of clang and LLVM. After load, glibc keeps ~40 MB of freed
+    heap and the compiler's code stays resident (~80 MB of clean file pages).
+    malloc_trim returns the heap; MADV_PAGEOUT drops the compiler's pages,
+    which are only read back if bcc compiles again. Best effort: both are
+    skipped where libc or the kernel lacks them.
+    """
+    libc = ct.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+    libc.madvise.argtypes = [ct.c_void_p, ct.c_size_t, ct.c_int]
+    try:
+        with open("/proc/self/maps") as f:
+            maps = f.read().splitlines()
+    except OSError:
+        return
+    for line in maps:
+        parts = line.split()
+        if len(parts) >= 6 and _COMPILER_LIBS.search(parts[5]):
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            libc.madvise(lo, hi - lo, _MADV_PAGEOUT)
+
+
 class Probes:
     """The loaded sensors and the ring-buffer reader thread."""
 
@@ -101,6 +134,8 @@ class Probes:
         self.ringbuf_pages = ringbuf_pages
         self.status: list[SensorStatus] = []
         self._bpf: list[Any] = []
+        self._hooks: list[tuple[Any, str, str]] = []  # (bpf, tracepoint, function) attached
+        self._attached = False
         self._common: Any = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -141,15 +176,18 @@ class Probes:
                     status.error = f"{tp} ({fn}): attach failed: {exc}"
                     break
                 status.attached.append(tp)
+                self._hooks.append((bpf, tp, fn))
             if status.error:
                 break
         failed = next((s for s in self.status if s.error), None)
         if failed:
             self.close()
             raise ProbeError(f"sensor {failed.name}: {failed.error}")
+        self._attached = True
+        release_compiler_memory()
 
-    def start(self, deliver: Callable[[list[bytes]], None], timeout_ms: int = 100) -> None:
-        """Poll the ring buffer in a thread; ``deliver`` gets each poll's records, copied."""
+    def start(self, deliver: Callable[[list[bytes]], None], interval_ms: int = POLL_INTERVAL_MS) -> None:
+        """Drain the ring buffer every ``interval_ms`` in a thread; ``deliver`` gets each batch, copied."""
         batch: list[bytes] = []
 
         def on_record(_ctx: Any, data: Any, size: int) -> int:
@@ -159,8 +197,8 @@ class Probes:
         self._common[b"events"].open_ring_buffer(on_record)
 
         def run() -> None:
-            while not self._stop.is_set():
-                self._common.ring_buffer_poll(timeout_ms)
+            while not self._stop.wait(interval_ms / 1000):
+                self._common.ring_buffer_consume()
                 if batch:
                     records = batch[:]
                     batch.clear()
@@ -168,6 +206,21 @@ class Probes:
 
         self._thread = threading.Thread(target=run, name="coalmine-ringbuf", daemon=True)
         self._thread.start()
+
+    def set_attached(self, on: bool) -> None:
+        """Detach every hook, or attach them again: loaded programs and maps stay (for benchmarks)."""
+        if on == self._attached:
+            return
+        for bpf, tp, fn in self._hooks:
+            if on:
+                bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
+            else:
+                bpf.detach_tracepoint(tp=tp.encode())
+        self._attached = on
+
+    def program_fds(self) -> dict[str, int]:
+        """fd of each loaded BPF program, by function name (for run-time statistics)."""
+        return {fn.name.decode(): fn.fd for bpf in self._bpf for fn in bpf.funcs.values()}
 
     def lost(self) -> dict[str, int]:
         """Records the kernel could not put in the full ring buffer, by kind."""
@@ -190,4 +243,5 @@ class Probes:
             except Exception as exc:  # cleanup is best effort: the process is leaving
                 log.debug("bcc cleanup: %s", exc)
         self._bpf.clear()
+        self._hooks.clear()
         self._common = None

@@ -82,7 +82,7 @@ static __always_inline void emit(struct payload_event *e, u32 captured, u64 tota
 	e->data_len = captured;
 	e->len_raw = total > 0xFFFFFFFFULL ? 0xFFFFFFFF : total;
 	fill_header(&e->hdr, EVENT_PAYLOAD, total > captured ? PAYLOAD_TRUNCATED : 0, size);
-	if (events.ringbuf_output(e, size, 0))
+	if (events.ringbuf_output(e, size, SUBMIT_FLAGS))
 		drop(EVENT_PAYLOAD);
 }
 

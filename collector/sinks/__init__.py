@@ -9,6 +9,7 @@ or the other sinks.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -31,31 +32,45 @@ def dumps(alert: dict[str, Any]) -> str:
 
 
 class StreamSink:
-    def __init__(self, name: str, stream: TextIO, owned: bool) -> None:
+    def __init__(self, name: str, stream: TextIO) -> None:
         self.name = name
         self._stream = stream
-        self._owned = owned
 
     def write(self, alert: dict[str, Any]) -> None:
         self._stream.write(dumps(alert) + "\n")
         self._stream.flush()
 
     def close(self) -> None:
-        if self._owned:
-            self._stream.close()
+        pass  # stdout belongs to the process
+
+
+class JsonlFileSink:
+    """Appends each alert with a single write(2) on an O_APPEND fd: a reader (or another
+    writer of the same file) never sees half a line, whatever the alert's size."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = f"jsonl:{path}"
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def write(self, alert: dict[str, Any]) -> None:
+        data = (dumps(alert) + "\n").encode("utf-8", "backslashreplace")
+        while data:
+            data = data[os.write(self._fd, data) :]
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def open_sink(spec: str, stdout: TextIO) -> Sink:
     """A sink from its spec; SinkError with one line when the spec or path is bad."""
     kind, sep, arg = spec.partition(":")
     if kind == "stdout" and not sep:
-        return StreamSink("stdout", stdout, owned=False)
+        return StreamSink("stdout", stdout)
     if kind == "jsonl" and arg:
         path = Path(arg)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            stream = path.open("a", encoding="utf-8", errors="backslashreplace")
+            return JsonlFileSink(path)
         except OSError as exc:
             raise SinkError(f"sink {spec!r}: cannot open {path}: {exc.strerror}") from exc
-        return StreamSink(f"jsonl:{path}", stream, owned=True)
     raise SinkError(f"unknown sink {spec!r}: expected {SPECS_HELP}")

@@ -88,7 +88,8 @@ class Agent:
     def alerts(self) -> list[dict[str, Any]]:
         if not self.alerts_path.exists():
             return []
-        return [json.loads(line) for line in self.alerts_path.read_text().splitlines()]
+        text = self.alerts_path.read_text()
+        return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
 
     def wait_alert(self, pred: Callable[[dict[str, Any]], bool], timeout: float) -> tuple[dict[str, Any], float] | None:
         """The first alert matching ``pred`` and the wall time it was seen in the sink."""

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+// Times the syscall workloads the agent hooks: ns per operation, one line per op.
+// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec
+// prints: wall-clock ns/op, CPU ns/op
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int listener;
+
+static void *accept_loop(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int fd = accept(listener, NULL, NULL);
+		if (fd >= 0)
+			close(fd);
+	}
+	return NULL;
+}
+
+/* CPU time of this process and its waited-for children: immune to the VM stealing the CPU. */
+static long long cpu_ns(void)
+{
+	struct rusage self, kids;
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	long long us = (self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec + kids.ru_stime.tv_sec) * 1000000LL +
+		       self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec + kids.ru_stime.tv_usec;
+	return us * 1000;
+}
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s connect|connect_write|fork_exec ITERATIONS\n", argv[0]);
+		return 2;
+	}
+	const char *op = argv[1];
+	long n = atol(argv[2]);
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	char payload[64];
+	memset(payload, 'x', sizeof(payload));
+
+	if (strcmp(op, "fork_exec") != 0) {
+		socklen_t len = sizeof(addr);
+		listener = socket(AF_INET, SOCK_STREAM, 0);
+		if (bind(listener, (struct sockaddr *)&addr, sizeof(addr)) || listen(listener, 4096) ||
+		    getsockname(listener, (struct sockaddr *)&addr, &len)) {
+			perror("listen");
+			return 1;
+		}
+		pthread_t t;
+		pthread_create(&t, NULL, accept_loop, NULL);
+	}
+	long long start = now_ns(), cpu_start = cpu_ns();
+	for (long i = 0; i < n; i++) {
+		if (strcmp(op, "fork_exec") == 0) {
+			pid_t pid = fork();
+			if (pid == 0) {
+				char *args[] = {"/bin/true", NULL};
+				execv(args[0], args);
+				_exit(127);
+			}
+			waitpid(pid, NULL, 0);
+			continue;
+		}
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		/* close with RST: thousands of TIME_WAIT sockets would exhaust ephemeral ports across rounds */
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
+			perror("connect");
+			return 1;
+		}
+		if (strcmp(op, "connect_write") == 0 && write(fd, payload, sizeof(payload)) != sizeof(payload)) {
+			perror("write");
+			return 1;
+		}
+		close(fd);
+	}
+	printf("%.1f %.1f\n", (double)(now_ns() - start) / n, (double)(cpu_ns() - cpu_start) / n);
+	return 0;
+}
