@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Times the syscall workloads the agent hooks: ns per operation, one line per op.
-// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec
+// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec | close_badfd
 // prints: wall-clock ns/op, CPU ns/op
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -57,6 +57,13 @@ int main(int argc, char **argv)
 	char payload[64];
 	memset(payload, 'x', sizeof(payload));
 
+	if (strcmp(op, "close_badfd") == 0) { /* a hooked syscall that does nothing: the cost of a hook call */
+		long long t0 = now_ns(), c0 = cpu_ns();
+		for (long i = 0; i < n; i++)
+			close(-1);
+		printf("%.1f %.1f\n", (double)(now_ns() - t0) / n, (double)(cpu_ns() - c0) / n);
+		return 0;
+	}
 	if (strcmp(op, "fork_exec") != 0) {
 		socklen_t len = sizeof(addr);
 		listener = socket(AF_INET, SOCK_STREAM, 0);

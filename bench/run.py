@@ -167,11 +167,50 @@ def agent_pairs(exe: Path, rounds: int) -> dict[str, list[tuple[float, float]]]:
     return pairs
 
 
+def hook_call_cost(exe: Path, floor: Floor, alternations: int) -> float:
+    """ns one hook call costs with an empty program: close(-1) in a tight loop, floor on vs off, alternating."""
+    diffs = []
+    argv = ["taskset", "-c", WORKLOAD_CPU, str(exe), "close_badfd", "300000"]
+    for i in range(alternations):
+        pair = {}
+        for on in ((False, True) if i % 2 else (True, False)):
+            if on:
+                with floor:
+                    pair[on] = float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()[0])
+            else:
+                pair[on] = float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()[0])
+        diffs.append(pair[True] - pair[False])
+    return statistics.median(diffs)
+
+
 def _stats(fd: int) -> tuple[int, int]:
     """(run_time_ns, run_cnt) of one BPF program, from fdinfo (with kernel.bpf_stats_enabled=1)."""
     text = Path(f"/proc/self/fdinfo/{fd}").read_text()
     info = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     return int(info.get("run_time_ns", 0)), int(info.get("run_cnt", 0))
+
+
+def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide) -> dict[str, dict[str, float]]:
+    """Per workload op: hook calls, and BPF ns spent by the floor's program and by the agent's, kernel-timed."""
+    switch = Path("/proc/sys/kernel/bpf_stats_enabled")
+    before = switch.read_text().strip()
+    switch.write_text("1")
+    out: dict[str, dict[str, float]] = {}
+    try:
+        agent_fds = list(agent.probes.program_fds().values())
+        for op, n in OPS.items():
+            t0, c0 = _stats(floor.fd)
+            with floor:
+                measure(exe, op, repeat=1)
+            t1, c1 = _stats(floor.fd)
+            a0 = sum(_stats(fd)[0] for fd in agent_fds)
+            with agent:
+                measure(exe, op, repeat=1)
+            a1 = sum(_stats(fd)[0] for fd in agent_fds)
+            out[op] = {"calls": (c1 - c0) / n, "floor_ns": (t1 - t0) / n, "agent_ns": (a1 - a0) / n}
+    finally:
+        switch.write_text(before)
+    return out
 
 
 def bpf_per_call(exe: Path, floor: Floor, agent: AgentKernelSide) -> dict[str, tuple[float, int]]:
@@ -308,6 +347,27 @@ def print_overhead(
             print(f"  {name:<20} {ns:7.0f} ns/call  ({count:,} calls)")
 
 
+def print_budget(per_op: dict[str, dict[str, float]], hook_ns: float, empty_ns: float, report: dict[str, Any]) -> None:
+    """The overhead budget from kernel-timed parts: each hook call costs its dispatch, the same for the
+    floor and the agent, plus its program's run time."""
+    dispatch = hook_ns - empty_ns
+    report["hook_call_ns"] = hook_ns
+    report["per_op_bpf"] = per_op
+    print(f"\nadded cost per op from measured parts: one hook call with an empty program = {hook_ns:.0f} ns "
+          f"(close(-1) loop, floor on/off), of which {empty_ns:.0f} ns is the program, {dispatch:.0f} ns dispatch")
+    print("{:<26} {:>10} {:>14} {:>14} {:>26}".format("operation", "hook calls", "floor added", "agent added",
+                                                      "agent added / floor added"))
+    for op in OPS:
+        p = per_op[op]
+        floor_added = p["calls"] * dispatch + p["floor_ns"]
+        agent_added = p["calls"] * dispatch + p["agent_ns"]
+        ratio = agent_added / floor_added
+        report.setdefault("budget_ratio", {})[op] = ratio
+        verdict = "ok" if ratio <= 2 else "OVER BUDGET"
+        print(f"{LABELS[op]:<26} {p['calls']:10.1f} {floor_added:11.0f} ns {agent_added:11.0f} ns "
+              f"{ratio:13.2f}x (<= 2x) {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--alternations", type=int, default=15, help="no-tracer/floor/agent alternations (default 15)")
@@ -323,8 +383,10 @@ def main() -> None:
     floor, agent = Floor(), AgentKernelSide()
     print("no tracer / floor / agent kernel side, alternating ...", file=sys.stderr)
     trip = triplets(exe, floor, agent, args.alternations)
-    print("BPF run time per call (kernel.bpf_stats_enabled) ...", file=sys.stderr)
+    print("BPF run time per call and per op (kernel.bpf_stats_enabled), hook call cost ...", file=sys.stderr)
     per_call = bpf_per_call(exe, floor, agent)
+    per_op = bpf_per_op(exe, floor, agent)
+    hook_ns = hook_call_cost(exe, floor, args.alternations)
     agent.probes.close()
     print("no tracer vs the agent process ...", file=sys.stderr)
     apairs = agent_pairs(exe, args.rounds)
@@ -334,6 +396,7 @@ def main() -> None:
     report: dict[str, Any] = {"triplets": trip, "agent_process_pairs": apairs, "bpf_ns_per_call": per_call,
                               "events_per_s": events_per_s}
     print_overhead(trip, apairs, per_call, args.alternations, report)
+    print_budget(per_op, hook_ns, per_call["(floor) empty"][0], report)
     lat.sort()
     p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     report.update({"latency_ms": {"p50": p50, "p99": p99, "max": lat[-1]}, "memory": memory})

@@ -137,7 +137,11 @@ class Agent:
             except DecodeError as exc:
                 self.metrics.decode_errors[exc.reason] += 1
                 continue
-            self.pipeline.handle(event)
+            try:
+                self.pipeline.handle(event)
+            except Exception:  # a bug must cost one event, counted, not the agent
+                self.metrics.dropped["pipeline_error"] += 1
+                log.exception("dropped a %s event after an internal error", event.KIND.value)
         if self.recorder is not None:
             self.recorder.flush()
 

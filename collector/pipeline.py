@@ -61,7 +61,12 @@ class Pipeline:
         kind = event.KIND
         self.metrics.events[kind.value] += 1
         if self.recorder is not None:
-            self.recorder.write(event)
+            try:
+                self.recorder.write(event)
+            except (OSError, ValueError) as exc:
+                self.metrics.sink_errors["record"] += 1
+                if self.metrics.sink_errors["record"] == 1:
+                    log.error("recording: cannot write (%s); events are still processed", exc)
         if isinstance(event, CgroupEvent):
             self.cgroup_paths[event.cgroup_id] = event.path
             return

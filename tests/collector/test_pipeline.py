@@ -163,3 +163,15 @@ def test_a_failing_detector_or_sink_is_counted_not_fatal() -> None:
     assert pipeline.metrics.detector_errors["test.broken"] == 1
     assert pipeline.metrics.sink_errors["failing"] == 1
     assert len(good.alerts) == 1 and pipeline.metrics.alerts["tunnel.ssh_reverse"] == 1
+
+
+class FullDisk:
+    def write(self, event: Event) -> None:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failing_recording_is_counted_and_detection_goes_on() -> None:
+    """A recording that cannot be written is counted; alerts are still raised."""
+    pipeline, sink = _run(CONTAINER_TREE, recorder=FullDisk())
+    assert pipeline.metrics.sink_errors["record"] == len(CONTAINER_TREE)
+    assert len(sink.alerts) == 1
