@@ -48,7 +48,8 @@ class ExecEvent(Event):
 
     @property
     def args_truncated(self) -> bool:
-        return bool(self.flags_raw & 0b1011)  # ARGS_TRUNCATED | ARG_CLIPPED | ARGV_FAULT
+        """argv is cut (longer than probes.layout.ARGS_BUF bytes) or could not be read."""
+        return bool(self.flags_raw & 0b1001)  # ExecFlags.ARGS_TRUNCATED | ExecFlags.ARGV_FAULT
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,8 +142,11 @@ class BTF:
 
 
 def task_offsets(btf: BTF) -> dict[str, int]:
-    """The cflags the probes need to read task->real_parent->tgid."""
+    """The cflags the probes need: task->real_parent->tgid, and task->mm->arg_start/arg_end."""
     return {
         "TASK_REAL_PARENT_OFF": btf.member_offset("task_struct", "real_parent"),
         "TASK_TGID_OFF": btf.member_offset("task_struct", "tgid"),
+        "TASK_MM_OFF": btf.member_offset("task_struct", "mm"),
+        "MM_ARG_START_OFF": btf.member_offset("mm_struct", "arg_start"),
+        "MM_ARG_END_OFF": btf.member_offset("mm_struct", "arg_end"),
     }

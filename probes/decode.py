@@ -79,9 +79,10 @@ def _exec(raw: bytes, flags: int) -> Event:
     if args_len > len(raw) - ExecRecord.args.offset:
         raise DecodeError("exec_args_overrun", f"args_len {args_len} past the record")
     blob = raw[ExecRecord.args.offset : ExecRecord.args.offset + args_len]
-    args = tuple(a.decode("utf-8", "backslashreplace") for a in blob.split(b"\0")[:-1])
-    if len(args) != rec.args_count:
-        raise DecodeError("exec_args_count", f"{len(args)} strings, header says {rec.args_count}")
+    parts = blob.split(b"\0")
+    if parts[-1] == b"":  # complete: every string NUL-terminated; else the last one was cut
+        parts.pop()
+    args = tuple(a.decode("utf-8", "backslashreplace") for a in parts)
     return ExecEvent(**_common(raw), filename=text(bytes(rec.filename)), args=args, flags_raw=flags)  # type: ignore[arg-type]
 
 

@@ -14,9 +14,7 @@
 
 #define COMM_LEN 16
 #define FILENAME_LEN 256
-#define MAX_ARGS 20
-#define ARG_LEN 128
-#define ARGS_BUF (MAX_ARGS * ARG_LEN)
+#define ARGS_BUF 4096 /* argv kept per exec: ARGS_BUF - 1 bytes (a power of two, for the verifier) */
 #define PAYLOAD_MAX 256
 
 /* Append only: a shipped value never changes meaning. */
@@ -30,10 +28,8 @@ enum event_kind {
 
 /* header.flags, per kind */
 enum exec_flags {
-	EXEC_ARGS_TRUNCATED = 1 << 0, /* more than MAX_ARGS arguments */
-	EXEC_ARG_CLIPPED = 1 << 1,    /* an argument was cut at ARG_LEN - 1 bytes */
-	EXEC_NO_ARGV = 1 << 2,        /* execve entry not seen: argv unknown */
-	EXEC_ARGV_FAULT = 1 << 3,     /* argv could not be read from user memory */
+	EXEC_ARGS_TRUNCATED = 1 << 0, /* argv is longer than ARGS_BUF bytes: the last string is cut */
+	EXEC_ARGV_FAULT = 1 << 3,     /* argv could not be read (no mm, or pages not present) */
 };
 
 enum payload_flags {
@@ -61,11 +57,15 @@ struct event_header {
 	char comm[COMM_LEN];
 };
 
-/* Sent with only args_len bytes of args: size = offsetof(args) + args_len. */
+/*
+ * Sent with only args_len bytes of args: size = offsetof(args) + args_len.
+ * args is the new program's argv as the kernel laid it out (mm->arg_start..arg_end):
+ * NUL-terminated strings back to back, the last one cut when EXEC_ARGS_TRUNCATED.
+ */
 struct exec_event {
 	struct event_header hdr;
-	__u32 args_count; /* arguments captured */
-	__u32 args_len;   /* bytes used in args: NUL-terminated strings back to back */
+	__u32 args_len;   /* bytes in args */
+	__u32 args_total; /* bytes of the whole argv area */
 	char filename[FILENAME_LEN];
 	char args[ARGS_BUF];
 };

@@ -8,9 +8,7 @@ from enum import IntEnum, IntFlag
 
 COMM_LEN = 16
 FILENAME_LEN = 256
-MAX_ARGS = 20
-ARG_LEN = 128
-ARGS_BUF = MAX_ARGS * ARG_LEN
+ARGS_BUF = 4096
 PAYLOAD_MAX = 256
 
 
@@ -25,8 +23,6 @@ class EventKind(IntEnum):
 
 class ExecFlags(IntFlag):
     ARGS_TRUNCATED = 1 << 0
-    ARG_CLIPPED = 1 << 1
-    NO_ARGV = 1 << 2
     ARGV_FAULT = 1 << 3
 
 
@@ -60,8 +56,8 @@ class EventHeader(ct.Structure):
 class ExecRecord(ct.Structure):
     _fields_ = (
         ("hdr", EventHeader),
-        ("args_count", ct.c_uint32),
         ("args_len", ct.c_uint32),
+        ("args_total", ct.c_uint32),
         ("filename", ct.c_char * FILENAME_LEN),
         ("args", ct.c_char * ARGS_BUF),
     )

@@ -38,14 +38,10 @@ SENSORS: tuple[Sensor, ...] = (
         "exec",
         "exec.bpf.c",
         (
-            ("syscalls:sys_enter_execve", "on_enter_execve"),
-            ("syscalls:sys_enter_execveat", "on_enter_execveat"),
-            ("syscalls:sys_exit_execve", "on_exit_execve"),
-            ("syscalls:sys_exit_execveat", "on_exit_execveat"),
-            ("sched:sched_process_exec", "on_sched_exec"),
+            ("sched:sched_process_exec", "on_sched_exec"),  # every successful execve/execveat, any path
             ("sched:sched_process_exit", "on_sched_exit"),
         ),
-        "process execs (filename, argv) and exits",
+        "process execs (filename, argv as the program got it) and exits",
     ),
     Sensor(
         "connect",

@@ -25,7 +25,7 @@ RULE = Rule(
         "command does not match. sshd is not a client: its re-exec flag -R is ignored. Known "
         "false positives: sanctioned reverse tunnels (support access, CI runners). Bypasses: "
         "RemoteForward in ~/.ssh/config or a -F file, SSH libraries (paramiko, golang.org/x/crypto) "
-        "and other tunnel tools, argv beyond 20 arguments of 127 bytes."
+        "and other tunnel tools, a forward past the first 4 KiB of argv."
     ),
     tags=("maturity_stable", "host", "container", "process", "mitre_command_and_control", "T1572"),
     consumes=frozenset({Kind.EXEC}),
@@ -59,11 +59,21 @@ CLIENTS = _load()
 _OPTION_SPLIT = re.compile(r"[\s=]+")
 
 
-def client_for(event: ExecEvent) -> Client | None:
-    """The SSH client this exec runs, judged by exe, exec'd path and argv[0]."""
-    for path in (event.exe, event.filename, event.args[0] if event.args else None):
+def client_argv(event: ExecEvent) -> tuple[Client, tuple[str, ...]] | None:
+    """The SSH client this exec runs (by exe, exec'd path or argv[0]) and its argv from argv[0] on.
+
+    For a script the kernel runs [interpreter, (its argument), script path, argv[1:]...]:
+    the client's own argv then starts at the script path.
+    """
+    args = event.args
+    script = CLIENTS.get(posixpath.basename(event.filename))
+    if script is not None:
+        for i in (1, 2):
+            if len(args) > i and args[i] == event.filename:
+                return script, args[i:]
+    for path in (event.exe, event.filename, args[0] if args else None):
         if path and (client := CLIENTS.get(posixpath.basename(path))):
-            return client
+            return client, args
     return None
 
 
@@ -133,10 +143,11 @@ class SshReverseDetector:
     def detect(self, event: Event, state: State) -> list[Finding]:
         if not isinstance(event, ExecEvent):
             return []
-        client = client_for(event)
-        if client is None:
+        found = client_argv(event)
+        if found is None:
             return []
-        forwards = remote_forwards(event.args, client)
+        client, argv = found
+        forwards = remote_forwards(argv, client)
         if not forwards:
             return []
         specs = ", ".join(spec for _s, spec in forwards)

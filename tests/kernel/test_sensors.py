@@ -19,7 +19,7 @@ import pytest
 from collector import procfs
 from collector.cgroups import CgroupResolver, find_cgroup2_mount
 from collector.events import ConnectEvent, ExecEvent, ExitEvent, PayloadEvent
-from probes.layout import ARG_LEN, MAX_ARGS, ExecFlags
+from probes.layout import ARGS_BUF, ExecFlags
 from tests.kernel.helpers import Collected, loaded_probes
 
 pytestmark = pytest.mark.kernel
@@ -71,19 +71,33 @@ def test_exec_other_uid(k: Collected) -> None:
 
 
 def test_exec_argv_bounds(k: Collected) -> None:
-    """Past MAX_ARGS arguments, or ARG_LEN bytes in one, the record says it was cut."""
-    many = ["/bin/true", *[f"a{i}" for i in range(MAX_ARGS + 5)]]
+    """argv up to ARGS_BUF bytes comes whole, long arguments included; past it, the record says it was cut."""
+    many = ["/bin/true", *[f"arg{i}" for i in range(60)], "x" * 1000]
     pid = _run(many)
     (event,) = k.find(ExecEvent, lambda e: e.tgid == pid)
-    assert event.args == tuple(many[:MAX_ARGS]) and event.flags_raw & ExecFlags.ARGS_TRUNCATED
-    long_arg = "x" * (ARG_LEN * 2)
-    pid = _run(["/bin/true", long_arg])
+    assert event.args == tuple(many) and not event.args_truncated
+    huge = ["/bin/true", "y" * (ARGS_BUF * 2)]
+    pid = _run(huge)
     (event,) = k.find(ExecEvent, lambda e: e.tgid == pid)
-    assert event.args[1] == long_arg[: ARG_LEN - 1] and event.flags_raw & ExecFlags.ARG_CLIPPED
-    exact = "y" * (ARG_LEN - 1)  # fits exactly with its NUL: not clipped
-    pid = _run(["/bin/true", exact])
-    (event,) = k.find(ExecEvent, lambda e: e.tgid == pid)
-    assert event.args[1] == exact and not event.flags_raw & ExecFlags.ARG_CLIPPED
+    assert event.flags_raw & ExecFlags.ARGS_TRUNCATED and event.args_truncated
+    assert event.args[0] == "/bin/true" and event.args[1] == "y" * (ARGS_BUF - 1 - len("/bin/true\0"))
+
+
+def test_argv_rewritten_during_exec_is_not_believed(k: Collected) -> None:
+    """A thread rewriting argv while execve copies it cannot show us a different argv than the program got."""
+    code = (
+        "import ctypes, os, threading\n"
+        "buf = ctypes.create_string_buffer(b'benign-arg' + b'\\0' * 8)\n"
+        "argv = (ctypes.c_char_p * 3)(b'/bin/echo', ctypes.cast(buf, ctypes.c_char_p), None)\n"
+        "def flip():\n"
+        "    for _ in range(100000): ctypes.memmove(buf, b'evil-arg!!', 10); ctypes.memmove(buf, b'benign-arg', 10)\n"
+        "threading.Thread(target=flip, daemon=True).start()\n"
+        "libc = ctypes.CDLL(None); libc.execv(b'/bin/echo', argv)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=10)
+    (event,) = k.find(ExecEvent, lambda e: e.tgid == proc.pid and e.filename == "/bin/echo")
+    assert event.args[1] == out.decode().strip()  # whatever the kernel copied is what we report
 
 
 def test_execveat_by_fd_and_exec_from_a_thread(k: Collected) -> None:
@@ -101,7 +115,7 @@ def test_execveat_by_fd_and_exec_from_a_thread(k: Collected) -> None:
 
 
 def test_failed_exec_reports_nothing(k: Collected) -> None:
-    """An execve that fails (ENOENT) leaves no exec record behind."""
+    """An execve that fails (ENOENT) produces no exec record."""
     code = "import os\ntry: os.execv('/nonexistent/coalmine', ['ghost-arg'])\nexcept OSError: pass"
     pid = _run([sys.executable, "-c", code])
     k.settle()

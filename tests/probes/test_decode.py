@@ -32,10 +32,11 @@ def _header(rec: ct.Structure, kind: EventKind, size: int, flags: int = 0) -> No
     h.comm = b"xmrig"
 
 
-def exec_record(args: list[bytes], filename: bytes = b"/usr/bin/xmrig", flags: int = 0) -> bytes:
+def exec_record(args: list[bytes], filename: bytes = b"/usr/bin/xmrig", flags: int = 0, cut: int = 0) -> bytes:
     rec = ExecRecord()
     blob = b"".join(a + b"\0" for a in args)
-    rec.args_count, rec.args_len = len(args), len(blob)
+    blob = blob[: len(blob) - cut]
+    rec.args_len, rec.args_total = len(blob), len(blob) + cut
     rec.filename = filename
     ct.memmove(ct.addressof(rec) + ExecRecord.args.offset, blob, len(blob))
     size = ExecRecord.args.offset + len(blob)
@@ -82,10 +83,10 @@ def test_exec() -> None:
 
 def test_exec_hostile_argv_bytes() -> None:
     """Non-UTF-8 and control bytes in argv survive as visible escapes, never raise."""
-    event = decode(exec_record([b"sh", b"-c", b"\xff\xfe\x1b[31mred\n"], flags=ExecFlags.ARG_CLIPPED))
+    event = decode(exec_record([b"sh", b"-c", b"\xff\xfe\x1b[31mred\n"]))
     assert isinstance(event, ExecEvent)
     assert event.args[2] == "\\xff\\xfe\x1b[31mred\n"
-    assert event.args_truncated
+    assert not event.args_truncated
 
 
 def test_connect_ipv4_and_mapped_ipv6() -> None:
@@ -133,13 +134,20 @@ def test_malformed(raw: bytes, reason: str) -> None:
     assert info.value.reason == reason
 
 
-def test_args_count_mismatch() -> None:
-    """An args_count that disagrees with the strings is an error, not a silent guess."""
+def test_cut_argv_keeps_the_partial_last_string() -> None:
+    """When the kernel cut argv, the last string is kept as far as it goes and the event says so."""
+    event = decode(exec_record([b"xmrig", b"--url=stratum+tcp://pool:3333"], flags=ExecFlags.ARGS_TRUNCATED, cut=10))
+    assert isinstance(event, ExecEvent)
+    assert event.args == ("xmrig", "--url=stratum+tcp://") and event.args_truncated
+
+
+def test_args_len_past_the_record() -> None:
+    """An args_len that points past the record is an error, not an over-read."""
     raw = bytearray(exec_record([b"a", b"b"]))
-    raw[ExecRecord.args_count.offset] = 3
+    raw[ExecRecord.args_len.offset] = 200
     with pytest.raises(DecodeError) as info:
         decode(bytes(raw))
-    assert info.value.reason == "exec_args_count"
+    assert info.value.reason == "exec_args_overrun"
 
 
 @given(st.binary(max_size=400))

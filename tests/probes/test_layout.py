@@ -56,5 +56,5 @@ def test_kinds_and_limits_match() -> None:
     kinds = dict(re.findall(r"EVENT_([A-Z]+) = (\d+),", text))
     kinds.pop("KIND", None)
     assert {k: int(v) for k, v in kinds.items() if k != "MAX"} == {k.name: k.value for k in layout.EventKind}
-    for name in ("COMM_LEN", "FILENAME_LEN", "MAX_ARGS", "ARG_LEN", "PAYLOAD_MAX"):
+    for name in ("COMM_LEN", "FILENAME_LEN", "ARGS_BUF", "PAYLOAD_MAX"):
         assert int(re.search(rf"#define {name} (\d+)", text).group(1)) == getattr(layout, name), name  # type: ignore[union-attr]

@@ -46,6 +46,11 @@ REVERSE = [
      "8080:localhost:80"),
     (["autossh", "-M", "20000", "-NR", "2222:localhost:22", "host"], "/usr/bin/dash", "2222:localhost:22"),
     (["dbclient", "-N", "-R", "8080:localhost:80", "host"], "/usr/bin/dbclient", "8080:localhost:80"),
+    # a wrapper script, as the kernel lays out its argv: interpreter, script path, then the arguments
+    (["/bin/sh", "/usr/local/bin/dbclient", "-N", "-R", "8080:localhost:80", "host"], "/usr/bin/dash",
+     "8080:localhost:80"),
+    (["/bin/bash", "-e", "/usr/bin/autossh", "-M", "0", "-NR", "2222:localhost:22", "host"], "/usr/bin/bash",
+     "2222:localhost:22"),
     (["plink", "-ssh", "-R", "8080:localhost:80", "-P", "22", "host"], "/usr/bin/plink", "8080:localhost:80"),
 ]
 
@@ -76,7 +81,8 @@ NOT_REVERSE = [
 @pytest.mark.parametrize(("argv", "exe", "spec"), REVERSE, ids=[" ".join(r[0])[:60] for r in REVERSE])
 def test_remote_forward(argv: list[str], exe: str | None, spec: str) -> None:
     """Every spelling of a remote forward raises one alert that quotes the forward."""
-    findings = DETECT(exec_event(argv, exe=exe), STATE)
+    script = next((a for a in argv[1:3] if a.endswith(("/dbclient", "/autossh"))), None)
+    findings = DETECT(exec_event(argv, exe=exe, **({"filename": script} if script else {})), STATE)
     assert len(findings) == 1
     assert findings[0].rule.id == "tunnel.ssh_reverse"
     assert [f["spec"] for f in findings[0].evidence["forwards"]] == [spec]
