@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Times the syscall workloads the agent hooks: ns per operation, one line per op.
-// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec | close_badfd
+// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec | close_badfd | write_devnull
 // prints: wall-clock ns/op, CPU ns/op
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -61,6 +62,15 @@ int main(int argc, char **argv)
 		long long t0 = now_ns(), c0 = cpu_ns();
 		for (long i = 0; i < n; i++)
 			close(-1);
+		printf("%.1f %.1f\n", (double)(now_ns() - t0) / n, (double)(cpu_ns() - c0) / n);
+		return 0;
+	}
+	if (strcmp(op, "write_devnull") == 0) { /* the hot path: write() on an fd the agent does not track */
+		int fd = open("/dev/null", O_WRONLY);
+		long long t0 = now_ns(), c0 = cpu_ns();
+		for (long i = 0; i < n; i++)
+			if (write(fd, payload, sizeof(payload)) != sizeof(payload))
+				return 1;
 		printf("%.1f %.1f\n", (double)(now_ns() - t0) / n, (double)(cpu_ns() - c0) / n);
 		return 0;
 	}

@@ -213,6 +213,25 @@ def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide) -> dict[str, dic
     return out
 
 
+def untracked_write(exe: Path, floor: Floor, agent: AgentKernelSide) -> tuple[float, float]:
+    """ns per write() on an fd the agent does not track (/dev/null): the floor's program vs the agent's."""
+    switch = Path("/proc/sys/kernel/bpf_stats_enabled")
+    before = switch.read_text().strip()
+    switch.write_text("1")
+    argv = ["taskset", "-c", WORKLOAD_CPU, str(exe), "write_devnull", "300000"]
+    try:
+        out = []
+        for cond, fd in ((floor, floor.fd), (agent, agent.probes.program_fds()["on_enter_write"])):
+            t0, c0 = _stats(fd)
+            with cond:
+                subprocess.run(argv, check=True, capture_output=True)
+            t1, c1 = _stats(fd)
+            out.append((t1 - t0) / max(c1 - c0, 1))
+    finally:
+        switch.write_text(before)
+    return out[0], out[1]
+
+
 def bpf_per_call(exe: Path, floor: Floor, agent: AgentKernelSide) -> dict[str, tuple[float, int]]:
     """ns per call of the floor's program and each agent program over one pass of the workloads, timed by
     the kernel (kernel.bpf_stats_enabled: run_time_ns / run_cnt in fdinfo)."""
@@ -387,6 +406,7 @@ def main() -> None:
     per_call = bpf_per_call(exe, floor, agent)
     per_op = bpf_per_op(exe, floor, agent)
     hook_ns = hook_call_cost(exe, floor, args.alternations)
+    write_floor, write_agent = untracked_write(exe, floor, agent)
     agent.probes.close()
     print("no tracer vs the agent process ...", file=sys.stderr)
     apairs = agent_pairs(exe, args.rounds)
@@ -397,6 +417,9 @@ def main() -> None:
                               "events_per_s": events_per_s}
     print_overhead(trip, apairs, per_call, args.alternations, report)
     print_budget(per_op, hook_ns, per_call["(floor) empty"][0], report)
+    report["untracked_write_ns"] = {"floor": write_floor, "agent": write_agent}
+    print(f"\nhot path, write() on an fd the agent does not track: {write_agent:.0f} ns per call for the agent's "
+          f"program, {write_floor:.0f} ns for an empty one")
     lat.sort()
     p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     report.update({"latency_ms": {"p50": p50, "p99": p99, "max": lat[-1]}, "memory": memory})
