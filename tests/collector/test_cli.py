@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,16 @@ def test_run_without_privileges(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.stderr.strip().splitlines() == [
         "coalmine: must run as root (or with CAP_BPF+CAP_PERFMON, or CAP_SYS_ADMIN) to load eBPF programs"
     ]
+
+
+def test_run_without_bcc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the bcc module, run exits 1 with one line naming the package to install."""
+    monkeypatch.setattr("collector.doctor.can_load_bpf", lambda caps=None: True)
+    monkeypatch.setitem(sys.modules, "bcc", None)  # makes `import bcc` raise ImportError
+    result = runner.invoke(cli.app, ["run"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("coalmine: bcc is not importable") and "python3-bpfcc" in line
 
 
 @pytest.mark.parametrize(
