@@ -59,6 +59,8 @@ class Agent:
         self.sinks = sinks
         self._ready = False
         self._stop = asyncio.Event()
+        self._queue = RecordQueue(config.queue_size, self.metrics)
+        self.metrics.gauges["queue_records"] = lambda: len(self._queue)
         self.metrics.kernel_lost = self.probes.lost
         self.metrics.gauges["processes_tracked"] = lambda: len(self.pipeline.processes)
 
@@ -92,11 +94,9 @@ class Agent:
 
     async def _startup(self, loop: asyncio.AbstractEventLoop) -> None:
         await loop.run_in_executor(None, self.probes.load)
-        queue = RecordQueue(self.config.queue_size, self.metrics)
-        self._queue = queue
-        self.metrics.gauges["queue_records"] = lambda: len(queue)
+
         def deliver(batch: list[bytes]) -> None:  # runs in the reader thread
-            loop.call_soon_threadsafe(queue.put_batch, batch)
+            loop.call_soon_threadsafe(self._queue.put_batch, batch)
 
         self.probes.start(deliver)
         annotator = LiveAnnotator(self.pipeline.processes, self.cgroups)
