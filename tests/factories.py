@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from collector.events import CgroupEvent, ConnectEvent, ExecEvent, ExitEvent, PayloadEvent, ProcEvent
+from collector.events import CgroupEvent, ConnectEvent, Event, ExecEvent, ExitEvent, PayloadEvent, ProcEvent
+from collector.recording import Recorder
 
 COMMON: dict[str, Any] = {"ktime_ns": 1_000_000_000, "pid": 4242, "tgid": 4242, "ppid": 4000, "uid": 1000}
 
@@ -43,3 +46,11 @@ def exit_event(pid: int, **kw: Any) -> ExitEvent:
 
 def cgroup_event(cgroup_id: int, path: str) -> CgroupEvent:
     return CgroupEvent(0, 0, 0, 0, 0, cgroup_id, "", path)
+
+
+def write_recording(path: Path, events: Iterable[Event], **header: Any) -> None:
+    """A recording file holding ``events``, as `coalmine run --record` writes one."""
+    recorder = Recorder(path, {"host": "node-1", "boot_id": "b", "realtime_offset_ns": 0, **header})
+    for event in events:
+        recorder.write(event)
+    recorder.close()

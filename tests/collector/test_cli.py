@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from collector import cli
-from collector.recording import Recorder
 from tests.collector.test_pipeline import CONTAINER_TREE
+from tests.factories import write_recording
 
 runner = CliRunner()
 
@@ -71,10 +71,7 @@ def test_bad_input_is_one_line(monkeypatch: pytest.MonkeyPatch, args: list[str],
 def test_replay_to_stdout(tmp_path: Path) -> None:
     """replay prints alerts as JSON lines on stdout and a summary on stderr."""
     path = tmp_path / "rec"
-    rec = Recorder(path, {"host": "node-3", "boot_id": "b", "realtime_offset_ns": 0})
-    for event in CONTAINER_TREE:
-        rec.write(event)
-    rec.close()
+    write_recording(path, CONTAINER_TREE, host="node-3")
     result = runner.invoke(cli.app, ["replay", str(path)])
     assert result.exit_code == 0
     (alert,) = [json.loads(line) for line in result.stdout.splitlines()]

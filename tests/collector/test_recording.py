@@ -10,17 +10,15 @@ import pytest
 
 from collector.errors import RecordingError
 from collector.events import to_wire
-from collector.recording import Recorder, Replay
+from collector.recording import Replay
 from tests.collector.test_pipeline import CONTAINER_TREE
+from tests.factories import write_recording
 
 
 def test_roundtrip(tmp_path: Path) -> None:
     """Events and the header come back as written."""
     path = tmp_path / "rec.msgpack"
-    rec = Recorder(path, {"host": "n1", "boot_id": "b", "realtime_offset_ns": 5})
-    for event in CONTAINER_TREE:
-        rec.write(event)
-    rec.close()
+    write_recording(path, CONTAINER_TREE, host="n1", realtime_offset_ns=5)
     replay = Replay(path)
     assert replay.header["host"] == "n1"
     assert list(replay) == CONTAINER_TREE and replay.skipped == 0
