@@ -24,7 +24,8 @@ RULE = Rule(
         "The argv is parsed the way the client parses it, so '-p 22R' or a -R inside the remote "
         "command does not match. sshd is not a client: its re-exec flag -R is ignored. Known "
         "false positives: sanctioned reverse tunnels (support access, CI runners). Bypasses: "
-        "RemoteForward in ~/.ssh/config or a -F file, SSH libraries (paramiko, golang.org/x/crypto) "
+        "RemoteForward in ~/.ssh/config or a -F file, an ssh binary copied under another name, SSH libraries "
+        "(paramiko, golang.org/x/crypto) "
         "and other tunnel tools, a forward past the first 4 KiB of argv."
     ),
     tags=("maturity_stable", "host", "container", "process", "mitre_command_and_control", "T1572"),
@@ -40,7 +41,7 @@ class Client:
     options_after_host: bool
 
 
-def _load() -> dict[str, Client]:
+def _load() -> tuple[dict[str, Client], frozenset[str]]:
     raw = tomllib.loads(resources.files("collector.data").joinpath("ssh_clients.toml").read_text())
     clients: dict[str, Client] = {}
     for entry in raw["client"]:
@@ -52,10 +53,10 @@ def _load() -> dict[str, Client]:
         client = Client(frozenset(entry["names"]), entry["style"], with_value, entry.get("options_after_host", False))
         for name in client.names:
             clients[name] = client
-    return clients
+    return clients, frozenset(raw.get("multicall", ()))
 
 
-CLIENTS = _load()
+CLIENTS, MULTICALL = _load()
 _OPTION_SPLIT = re.compile(r"[\s=]+")
 
 
@@ -66,6 +67,8 @@ def client_argv(event: ExecEvent) -> tuple[Client, tuple[str, ...]] | None:
     the client's own argv then starts at the script path.
     """
     args = event.args
+    if len(args) > 1 and posixpath.basename(args[0]) in MULTICALL and (client := CLIENTS.get(args[1])):
+        return client, args[1:]
     script = CLIENTS.get(posixpath.basename(event.filename))
     if script is not None:
         for i in (1, 2):

@@ -51,6 +51,8 @@ REVERSE = [
      "8080:localhost:80"),
     (["/bin/bash", "-e", "/usr/bin/autossh", "-M", "0", "-NR", "2222:localhost:22", "host"], "/usr/bin/bash",
      "2222:localhost:22"),
+    (["dropbearmulti", "dbclient", "-y", "-N", "-R", "8080:localhost:80", "host"], "/usr/bin/dropbearmulti",
+     "8080:localhost:80"),
     (["plink", "-ssh", "-R", "8080:localhost:80", "-P", "22", "host"], "/usr/bin/plink", "8080:localhost:80"),
 ]
 
@@ -75,6 +77,7 @@ NOT_REVERSE = [
     (["scp", "-R", "a:/x", "b:/y"], "/usr/bin/scp"),
     (["rsync", "-R", "-e", "ssh", "src/", "host:dst/"], "/usr/bin/rsync"),
     (["grep", "-R", "8080:localhost:80", "."], "/usr/bin/grep"),
+    (["dropbearmulti", "dropbear", "-R", "-p", "2222"], "/usr/bin/dropbearmulti"),  # the server: -R makes host keys
 ]
 
 
