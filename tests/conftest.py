@@ -7,6 +7,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: this VM's speed drifts, and a slow example is not a failure. In CI
+# (CI=true) examples are derandomized, so a run is repeatable; locally they explore.
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 def kernel_unavailable() -> str | None:
