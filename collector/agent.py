@@ -147,6 +147,7 @@ class Agent:
 
     def _shutdown(self) -> None:
         self._ready = False
+        lost = sum(self.probes.lost().values())  # read before the maps go
         self.probes.close()
         if self.recorder is not None:
             self.recorder.close()
@@ -155,3 +156,11 @@ class Agent:
                 sink.close()
             except OSError as exc:
                 log.warning("sink %s: close failed: %s", sink.name, exc)
+        m = self.metrics
+        log.info(
+            "stopped: %d events, %d alerts, %d records lost in the kernel, %d dropped in the agent",
+            sum(m.events.values()),
+            sum(m.alerts.values()),
+            lost,
+            sum(m.dropped.values()),
+        )
