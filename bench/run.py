@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +58,9 @@ def build_ops() -> Path:
 def measure(exe: Path, op: str, repeat: int = 3) -> float:
     """Wall-clock ns per op, best of ``repeat`` short runs (this VM's speed drifts within seconds)."""
     argv = ["taskset", "-c", WORKLOAD_CPU, str(exe), op, str(OPS[op])]
-    runs = [float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()[0])
-            for _ in range(repeat)]
+    runs = [
+        float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()[0]) for _ in range(repeat)
+    ]
     return min(runs)
 
 
@@ -92,9 +95,22 @@ class AgentProcess:
             port = s.getsockname()[1]
         self.alerts.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            ["taskset", "-c", AGENT_CPU, sys.executable, "-m", "collector", "run", "--sink", f"jsonl:{self.alerts}",
-             "--listen", f"127.0.0.1:{port}"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(OUT / "agent.log").open("w"),
+            [
+                "taskset",
+                "-c",
+                AGENT_CPU,
+                sys.executable,
+                "-m",
+                "collector",
+                "run",
+                "--sink",
+                f"jsonl:{self.alerts}",
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=(OUT / "agent.log").open("w"),
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -173,7 +189,7 @@ def hook_call_cost(exe: Path, floor: Floor, alternations: int) -> float:
     argv = ["taskset", "-c", WORKLOAD_CPU, str(exe), "close_badfd", "300000"]
     for i in range(alternations):
         pair = {}
-        for on in ((False, True) if i % 2 else (True, False)):
+        for on in (False, True) if i % 2 else (True, False):
             if on:
                 with floor:
                     pair[on] = float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()[0])
@@ -181,6 +197,18 @@ def hook_call_cost(exe: Path, floor: Floor, alternations: int) -> float:
                 pair[on] = float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()[0])
         diffs.append(pair[True] - pair[False])
     return statistics.median(diffs)
+
+
+@contextmanager
+def bpf_stats() -> Iterator[None]:
+    """kernel.bpf_stats_enabled on inside the block, restored after: programs time themselves."""
+    switch = Path("/proc/sys/kernel/bpf_stats_enabled")
+    before = switch.read_text().strip()
+    switch.write_text("1")
+    try:
+        yield
+    finally:
+        switch.write_text(before)
 
 
 def _stats(fd: int) -> tuple[int, int]:
@@ -192,11 +220,8 @@ def _stats(fd: int) -> tuple[int, int]:
 
 def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide) -> dict[str, dict[str, float]]:
     """Per workload op: hook calls, and BPF ns spent by the floor's program and by the agent's, kernel-timed."""
-    switch = Path("/proc/sys/kernel/bpf_stats_enabled")
-    before = switch.read_text().strip()
-    switch.write_text("1")
     out: dict[str, dict[str, float]] = {}
-    try:
+    with bpf_stats():
         agent_fds = list(agent.probes.program_fds().values())
         for op, n in OPS.items():
             t0, c0 = _stats(floor.fd)
@@ -208,37 +233,27 @@ def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide) -> dict[str, dic
                 measure(exe, op, repeat=1)
             a1 = sum(_stats(fd)[0] for fd in agent_fds)
             out[op] = {"calls": (c1 - c0) / n, "floor_ns": (t1 - t0) / n, "agent_ns": (a1 - a0) / n}
-    finally:
-        switch.write_text(before)
     return out
 
 
 def untracked_write(exe: Path, floor: Floor, agent: AgentKernelSide) -> tuple[float, float]:
     """ns per write() on an fd the agent does not track (/dev/null): the floor's program vs the agent's."""
-    switch = Path("/proc/sys/kernel/bpf_stats_enabled")
-    before = switch.read_text().strip()
-    switch.write_text("1")
     argv = ["taskset", "-c", WORKLOAD_CPU, str(exe), "write_devnull", "300000"]
-    try:
-        out = []
+    out = []
+    with bpf_stats():
         for cond, fd in ((floor, floor.fd), (agent, agent.probes.program_fds()["on_enter_write"])):
             t0, c0 = _stats(fd)
             with cond:
                 subprocess.run(argv, check=True, capture_output=True)
             t1, c1 = _stats(fd)
             out.append((t1 - t0) / max(c1 - c0, 1))
-    finally:
-        switch.write_text(before)
     return out[0], out[1]
 
 
 def bpf_per_call(exe: Path, floor: Floor, agent: AgentKernelSide) -> dict[str, tuple[float, int]]:
     """ns per call of the floor's program and each agent program over one pass of the workloads, timed by
     the kernel (kernel.bpf_stats_enabled: run_time_ns / run_cnt in fdinfo)."""
-    switch = Path("/proc/sys/kernel/bpf_stats_enabled")
-    before = switch.read_text().strip()
-    switch.write_text("1")
-    try:
+    with bpf_stats():
         fds = {"(floor) empty": floor.fd, **agent.probes.program_fds()}
         start = {name: _stats(fd) for name, fd in fds.items()}
         for cond in (floor, agent):
@@ -246,8 +261,6 @@ def bpf_per_call(exe: Path, floor: Floor, agent: AgentKernelSide) -> dict[str, t
                 for op in OPS:
                     measure(exe, op, repeat=1)
         end = {name: _stats(fd) for name, fd in fds.items()}
-    finally:
-        switch.write_text(before)
     return {
         name: ((end[name][0] - start[name][0]) / max(end[name][1] - start[name][1], 1), end[name][1] - start[name][1])
         for name in fds
@@ -288,14 +301,26 @@ def synthetic_recording(path: Path, n: int) -> int:
     for pid in range(1, 2000):
         rec.write(proc_event(pid, max(pid - 1, 0), ("python", "train.py", f"--rank={pid % 8}"), "/usr/bin/python3"))
         count += 1
-    heads = [b"GET /v1/models HTTP/1.1\r\nHost: 10.0.0.5\r\n\r\n", bytes.fromhex("160303") + bytes(200),
-             b"SSH-2.0-OpenSSH_9.2p1\r\n", b'{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}', STRATUM]
+    heads = [
+        b"GET /v1/models HTTP/1.1\r\nHost: 10.0.0.5\r\n\r\n",
+        bytes.fromhex("160303") + bytes(200),
+        b"SSH-2.0-OpenSSH_9.2p1\r\n",
+        b'{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}',
+        STRATUM,
+    ]
     i = 0
     while count < n:
         pid = 2000 + i % 5000
         t = 10**9 + i * 1000
-        rec.write(exec_event(["bash", "-c", f"nvidia-smi --query-gpu=utilization.gpu -i {i % 8}"], exe="/usr/bin/bash",
-                             pid=pid, ppid=1 + i % 1999, ktime_ns=t))
+        rec.write(
+            exec_event(
+                ["bash", "-c", f"nvidia-smi --query-gpu=utilization.gpu -i {i % 8}"],
+                exe="/usr/bin/bash",
+                pid=pid,
+                ppid=1 + i % 1999,
+                ktime_ns=t,
+            )
+        )
         rec.write(connect_event("10.0.0.5", 443, pid=pid, ktime_ns=t + 10))
         rec.write(payload_event(heads[i % 5] if i % 50 == 0 else heads[i % 4], pid=pid, ktime_ns=t + 20))
         rec.write(exit_event(pid, ktime_ns=t + 30))
@@ -328,10 +353,6 @@ def throughput(n: int) -> float:
     return best
 
 
-def _median_ratio(pairs: list[tuple[float, float]]) -> float:
-    return statistics.median(h / b for b, h in pairs)
-
-
 def print_overhead(
     trip: dict[str, list[tuple[float, ...]]],
     apairs: dict[str, list[tuple[float, float]]],
@@ -339,8 +360,10 @@ def print_overhead(
     alternations: int,
     report: dict[str, Any],
 ) -> None:
-    print(f"\ncoalmine benchmark: {os.cpu_count()} CPUs, kernel {os.uname().release}; workload pinned to CPU "
-          f"{WORKLOAD_CPU}, agent to CPU {AGENT_CPU}; medians of {alternations} back-to-back alternations\n")
+    print(
+        f"\ncoalmine benchmark: {os.cpu_count()} CPUs, kernel {os.uname().release}; workload pinned to CPU "
+        f"{WORKLOAD_CPU}, agent to CPU {AGENT_CPU}; medians of {alternations} back-to-back alternations\n"
+    )
     head = ("operation", "no tracer", "floor", "agent", "agent added / floor added", "agent process")
     print("{:<26} {:>10} {:>8} {:>8} {:>26} {:>20}".format(*head))
     for op in OPS:
@@ -353,8 +376,10 @@ def print_overhead(
         report.setdefault("added_ratio", {})[op] = a_added / f_added if f_added > 0 else None
         p_ratio = statistics.median(h / b for b, h in apairs[op])
         p_lo, p_hi = min(h / b for b, h in apairs[op]), max(h / b for b, h in apairs[op])
-        print(f"{LABELS[op]:<26} {bare / 1000:7.1f} us {f_ratio:7.3f}x {a_ratio:7.3f}x "
-              f"{added:>13} (budget <= 2x) {p_ratio:7.3f}x [{p_lo:.2f}-{p_hi:.2f}]")
+        print(
+            f"{LABELS[op]:<26} {bare / 1000:7.1f} us {f_ratio:7.3f}x {a_ratio:7.3f}x "
+            f"{added:>13} (budget <= 2x) {p_ratio:7.3f}x [{p_lo:.2f}-{p_hi:.2f}]"
+        )
     print("\nfloor: an empty program on the same 13 tracepoints. agent: the agent's programs, attached and detached")
     print("around each run (its reader draining the ring buffer). agent process: `coalmine run` started each round,")
     print("paired with a no-tracer run (range in brackets). On this VM the CPU speed drifts +-30% within seconds and")
@@ -372,10 +397,15 @@ def print_budget(per_op: dict[str, dict[str, float]], hook_ns: float, empty_ns: 
     dispatch = hook_ns - empty_ns
     report["hook_call_ns"] = hook_ns
     report["per_op_bpf"] = per_op
-    print(f"\nadded cost per op from measured parts: one hook call with an empty program = {hook_ns:.0f} ns "
-          f"(close(-1) loop, floor on/off), of which {empty_ns:.0f} ns is the program, {dispatch:.0f} ns dispatch")
-    print("{:<26} {:>10} {:>14} {:>14} {:>26}".format("operation", "hook calls", "floor added", "agent added",
-                                                      "agent added / floor added"))
+    print(
+        f"\nadded cost per op from measured parts: one hook call with an empty program = {hook_ns:.0f} ns "
+        f"(close(-1) loop, floor on/off), of which {empty_ns:.0f} ns is the program, {dispatch:.0f} ns dispatch"
+    )
+    print(
+        "{:<26} {:>10} {:>14} {:>14} {:>26}".format(
+            "operation", "hook calls", "floor added", "agent added", "agent added / floor added"
+        )
+    )
     for op in OPS:
         p = per_op[op]
         floor_added = p["calls"] * dispatch + p["floor_ns"]
@@ -383,8 +413,10 @@ def print_budget(per_op: dict[str, dict[str, float]], hook_ns: float, empty_ns: 
         ratio = agent_added / floor_added
         report.setdefault("budget_ratio", {})[op] = ratio
         verdict = "ok" if ratio <= 2 else "OVER BUDGET"
-        print(f"{LABELS[op]:<26} {p['calls']:10.1f} {floor_added:11.0f} ns {agent_added:11.0f} ns "
-              f"{ratio:13.2f}x (<= 2x) {verdict}")
+        print(
+            f"{LABELS[op]:<26} {p['calls']:10.1f} {floor_added:11.0f} ns {agent_added:11.0f} ns "
+            f"{ratio:13.2f}x (<= 2x) {verdict}"
+        )
 
 
 def main() -> None:
@@ -413,13 +445,19 @@ def main() -> None:
     print("alert latency and memory ...", file=sys.stderr)
     lat, memory = latency(args.samples)
 
-    report: dict[str, Any] = {"triplets": trip, "agent_process_pairs": apairs, "bpf_ns_per_call": per_call,
-                              "events_per_s": events_per_s}
+    report: dict[str, Any] = {
+        "triplets": trip,
+        "agent_process_pairs": apairs,
+        "bpf_ns_per_call": per_call,
+        "events_per_s": events_per_s,
+    }
     print_overhead(trip, apairs, per_call, args.alternations, report)
     print_budget(per_op, hook_ns, per_call["(floor) empty"][0], report)
     report["untracked_write_ns"] = {"floor": write_floor, "agent": write_agent}
-    print(f"\nhot path, write() on an fd the agent does not track: {write_agent:.0f} ns per call for the agent's "
-          f"program, {write_floor:.0f} ns for an empty one")
+    print(
+        f"\nhot path, write() on an fd the agent does not track: {write_agent:.0f} ns per call for the agent's "
+        f"program, {write_floor:.0f} ns for an empty one"
+    )
     lat.sort()
     p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     report.update({"latency_ms": {"p50": p50, "p99": p99, "max": lat[-1]}, "memory": memory})
@@ -427,13 +465,19 @@ def main() -> None:
     def ok(good: bool) -> str:
         return "ok" if good else "OVER BUDGET"
 
-    print(f"\npipeline from replay   {events_per_s:>10,.0f} events/s                (budget >= 50,000)  "
-          f"{ok(events_per_s >= 50_000)}")
-    print(f"alert latency          p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms over {len(lat)} "
-          f"(budget p99 <= 50 ms)  {ok(p99 <= 50)}")
+    print(
+        f"\npipeline from replay   {events_per_s:>10,.0f} events/s                (budget >= 50,000)  "
+        f"{ok(events_per_s >= 50_000)}"
+    )
+    print(
+        f"alert latency          p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms over {len(lat)} "
+        f"(budget p99 <= 50 ms)  {ok(p99 <= 50)}"
+    )
     rss, hwm = memory["VmRSS"] / 2**20, memory["VmHWM"] / 2**20
-    print(f"agent memory           RSS {rss:.0f} MiB after the runs (budget < 150 MB)  {ok(rss * 1.048576 < 150)};"
-          f" peak {hwm:.0f} MiB while bcc compiles at start-up")
+    print(
+        f"agent memory           RSS {rss:.0f} MiB after the runs (budget < 150 MB)  {ok(rss * 1.048576 < 150)};"
+        f" peak {hwm:.0f} MiB while bcc compiles at start-up"
+    )
     (OUT / "results.json").write_text(json.dumps(report, indent=2))
     print(f"\nraw figures: {OUT / 'results.json'}")
 

@@ -33,7 +33,7 @@ class Clock:
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
 
 
-def _process_dict(proc: Process | None, event: Event, cgroup: str | None) -> dict[str, Any]:
+def _process_dict(proc: Process | None, event: Event, cgroup: str | None, container: str | None) -> dict[str, Any]:
     return {
         "pid": event.tgid,
         "ppid": proc.ppid if proc else event.ppid,
@@ -42,7 +42,7 @@ def _process_dict(proc: Process | None, event: Event, cgroup: str | None) -> dic
         "exe": proc.exe if proc else None,
         "args": list(proc.args) if proc else [],
         "cgroup": cgroup,
-        "container_id": cgroups.container_id(cgroup) if cgroup else None,
+        "container_id": container,
     }
 
 
@@ -88,7 +88,7 @@ def build(
         "category": finding.rule.category,
         "severity": finding.rule.severity.value,
         "summary": finding.summary,
-        "process": _process_dict(proc, event, cgroup),
+        "process": _process_dict(proc, event, cgroup, container),
         "ancestors": [{"pid": p.pid, "comm": p.comm, "exe": p.exe, "args": list(p.args)} for p in lineage],
         "k8s": None,
         "job": {"scheduler": "slurm", "id": job_id} if job_id else None,

@@ -61,6 +61,23 @@ static __always_inline u32 current_ppid(void)
 #endif
 }
 
+#ifndef TRACKED_MAX
+#define TRACKED_MAX 65536 /* connected sockets awaiting their first payload */
+#endif
+
+/* The value of connect.bpf.c's exported `tracked` map, which payload.bpf.c reads... */
+struct tracked_sock {
+	u16 family;
+	u16 dport;
+	u8 daddr[16];
+};
+
+/* ...and its key: this process's fd. */
+static __always_inline u64 sock_key(u32 fd)
+{
+	return (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | fd;
+}
+
 static __always_inline void fill_header(struct event_header *h, u8 kind, u8 flags, u16 size)
 {
 	u64 id = bpf_get_current_pid_tgid();

@@ -6,10 +6,6 @@
 #define AF_INET6 10
 #define EINPROGRESS 115
 
-#ifndef TRACKED_MAX
-#define TRACKED_MAX 65536 /* connected sockets awaiting their first payload */
-#endif
-
 /* The uapi sockaddr layouts, spelled out so no kernel header is needed. */
 struct sockaddr_in_user {
 	u16 family;
@@ -26,13 +22,6 @@ struct sockaddr_in6_user {
 
 struct connect_call {
 	s32 fd;
-	u16 family;
-	u16 dport;
-	u8 daddr[16];
-};
-
-/* What payload.bpf.c needs to label the first payload; keyed by tgid << 32 | fd. */
-struct tracked_sock {
 	u16 family;
 	u16 dport;
 	u8 daddr[16];
@@ -92,7 +81,7 @@ static __always_inline int exit_connect(long ret)
 		return 0;
 	if (ret == 0 || ret == -EINPROGRESS) {
 		struct tracked_sock sock = {.family = call->family, .dport = call->dport};
-		u64 key = (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | (u32)call->fd;
+		u64 key = sock_key(call->fd);
 		__builtin_memcpy(sock.daddr, call->daddr, 16);
 		tracked.update(&key, &sock);
 	}
@@ -117,7 +106,7 @@ static __always_inline int exit_connect(long ret)
 /* A closed fd number is reused for files: forget it so its next write is not a "payload". */
 static __always_inline int enter_close(u32 fd)
 {
-	u64 key = (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | fd;
+	u64 key = sock_key(fd);
 
 	/* Every close() on the node lands here: a lookup is lockless, a delete takes the bucket lock. */
 	if (tracked.lookup(&key))

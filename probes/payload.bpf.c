@@ -2,16 +2,7 @@
 /* first-payload sensor: the first bytes sent on each socket connect.bpf.c tracked, once. */
 #include "common.bpf.h"
 
-#ifndef TRACKED_MAX
-#define TRACKED_MAX 65536
-#endif
 #define MAX_IOV 4 /* vectored sends: gather from the first iovecs only */
-
-struct tracked_sock {
-	u16 family;
-	u16 dport;
-	u8 daddr[16];
-};
 
 struct iovec_user {
 	const void *base;
@@ -52,7 +43,7 @@ static __always_inline void drop(u32 kind)
  */
 static __always_inline struct payload_event *claim(u32 fd, u8 syscall)
 {
-	u64 key = (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | fd;
+	u64 key = sock_key(fd);
 	struct tracked_sock *sock = tracked.lookup(&key);
 	u32 zero = 0;
 
@@ -149,7 +140,7 @@ int on_enter_writev(struct tracepoint__syscalls__sys_enter_writev *args)
 
 int on_enter_sendmsg(struct tracepoint__syscalls__sys_enter_sendmsg *args)
 {
-	u64 key = (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | (u32)args->fd;
+	u64 key = sock_key(args->fd);
 	struct msghdr_user msg = {};
 
 	if (!tracked.lookup(&key)) /* untracked: skip reading the msghdr */
