@@ -63,6 +63,9 @@ class Agent:
         self.metrics.gauges["queue_records"] = lambda: len(self._queue)
         self.metrics.kernel_lost = self.probes.lost
         self.metrics.gauges["processes_tracked"] = lambda: len(self.pipeline.processes)
+        # Nonzero counters in the kernel's hot-path filter (common.bpf.h): near FILTER_SLOTS, close() and
+        # write() fall through to the hash map more often (slots shared, or left high by dead processes).
+        self.metrics.gauges["socket_filter_busy_slots"] = lambda: sum(1 for n in self.probes.filter_counts() if n)
 
     @property
     def ready(self) -> bool:

@@ -141,12 +141,26 @@ class BTF:
         return type_id
 
 
+# (macro, struct, member): every field a probe reads through a kernel pointer.
+# One missing member fails the whole set: the probes then fall back to helpers
+# for the header and report argv as unreadable.
+TASK_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("TASK_PID_OFF", "task_struct", "pid"),
+    ("TASK_TGID_OFF", "task_struct", "tgid"),
+    ("TASK_REAL_PARENT_OFF", "task_struct", "real_parent"),
+    ("TASK_CRED_OFF", "task_struct", "cred"),
+    ("TASK_COMM_OFF", "task_struct", "comm"),
+    ("TASK_CGROUPS_OFF", "task_struct", "cgroups"),
+    ("TASK_MM_OFF", "task_struct", "mm"),
+    ("CRED_UID_OFF", "cred", "uid"),
+    ("CSS_SET_DFL_CGRP_OFF", "css_set", "dfl_cgrp"),
+    ("CGROUP_KN_OFF", "cgroup", "kn"),
+    ("KERNFS_NODE_ID_OFF", "kernfs_node", "id"),
+    ("MM_ARG_START_OFF", "mm_struct", "arg_start"),
+    ("MM_ARG_END_OFF", "mm_struct", "arg_end"),
+)
+
+
 def task_offsets(btf: BTF) -> dict[str, int]:
-    """The cflags the probes need: task->real_parent->tgid, and task->mm->arg_start/arg_end."""
-    return {
-        "TASK_REAL_PARENT_OFF": btf.member_offset("task_struct", "real_parent"),
-        "TASK_TGID_OFF": btf.member_offset("task_struct", "tgid"),
-        "TASK_MM_OFF": btf.member_offset("task_struct", "mm"),
-        "MM_ARG_START_OFF": btf.member_offset("mm_struct", "arg_start"),
-        "MM_ARG_END_OFF": btf.member_offset("mm_struct", "arg_end"),
-    }
+    """The cflags the probes need to read the current task's fields directly (see common.bpf.h)."""
+    return {macro: btf.member_offset(struct_name, member) for macro, struct_name, member in TASK_FIELDS}

@@ -29,6 +29,7 @@ struct connect_call {
 
 BPF_HASH(connect_calls, u32, struct connect_call, 10240);
 BPF_TABLE_PUBLIC("lru_hash", u64, struct tracked_sock, tracked, TRACKED_MAX);
+BPF_TABLE_PUBLIC("array", u32, struct tracked_filter, tracked_filter, 1);
 
 /* The ring buffer was full: count it (per-CPU slot, no atomics needed). */
 static __always_inline void drop(u32 kind)
@@ -82,8 +83,17 @@ static __always_inline int exit_connect(long ret)
 	if (ret == 0 || ret == -EINPROGRESS) {
 		struct tracked_sock sock = {.family = call->family, .dport = call->dport};
 		u64 key = sock_key(call->fd);
+		u32 zero = 0;
+		struct tracked_filter *f = tracked_filter.lookup(&zero);
 		__builtin_memcpy(sock.daddr, call->daddr, 16);
-		tracked.update(&key, &sock);
+		/* A new entry counts in the filter; a connect() again on the same fd
+		   (UDP, getaddrinfo's address sorting) overwrites and counts nothing. */
+		if (tracked.insert(&key, &sock) == 0) {
+			if (f)
+				__sync_fetch_and_add(&f->count[filter_slot(key)], 1);
+		} else {
+			tracked.update(&key, &sock);
+		}
 	}
 	struct connect_event *e = events.ringbuf_reserve(sizeof(*e));
 	if (!e) {
@@ -107,10 +117,15 @@ static __always_inline int exit_connect(long ret)
 static __always_inline int enter_close(u32 fd)
 {
 	u64 key = sock_key(fd);
+	u32 zero = 0, slot = filter_slot(key);
+	struct tracked_filter *f = tracked_filter.lookup(&zero);
 
-	/* Every close() on the node lands here: a lookup is lockless, a delete takes the bucket lock. */
-	if (tracked.lookup(&key))
-		tracked.delete(&key);
+	/* Every close() on the node lands here: most stop at the filter; a lookup
+	   is lockless, a delete takes the bucket lock. */
+	if (!f || !f->count[slot])
+		return 0;
+	if (tracked.lookup(&key) && tracked.delete(&key) == 0)
+		__sync_fetch_and_add(&f->count[slot], -1);
 	return 0;
 }
 

@@ -22,19 +22,17 @@ static __always_inline void drop(u32 kind)
  */
 static __always_inline u8 read_args(struct exec_event *e)
 {
-#if defined(TASK_MM_OFF) && defined(MM_ARG_START_OFF) && defined(MM_ARG_END_OFF)
-	void *task = (void *)bpf_get_current_task();
-	void *mm = 0;
-	unsigned long start = 0, end = 0;
+#ifdef HAVE_TASK_OFFSETS
+	void *mm = KFIELD(void *, bpf_get_current_task_btf(), TASK_MM_OFF);
+	unsigned long start, end;
 	u8 flags = 0;
 
 	e->args_len = 0;
 	e->args_total = 0;
-	bpf_probe_read_kernel(&mm, sizeof(mm), task + TASK_MM_OFF);
 	if (!mm)
 		return EXEC_ARGV_FAULT;
-	bpf_probe_read_kernel(&start, sizeof(start), mm + MM_ARG_START_OFF);
-	bpf_probe_read_kernel(&end, sizeof(end), mm + MM_ARG_END_OFF);
+	start = KFIELD(unsigned long, mm, MM_ARG_START_OFF);
+	end = KFIELD(unsigned long, mm, MM_ARG_END_OFF);
 	if (end <= start)
 		return end == start ? 0 : EXEC_ARGV_FAULT;
 	u64 len = end - start;

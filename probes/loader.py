@@ -66,6 +66,16 @@ SENSORS: tuple[Sensor, ...] = (
     ),
 )
 
+FILTER_SLOTS = 1024  # common.bpf.h: counters in front of the tracked-socket map
+_U64 = (1 << 64) - 1
+
+
+def filter_slot(tgid: int, fd: int) -> int:
+    """The filter counter a (process, fd) socket key counts in: common.bpf.h filter_slot()."""
+    key = ((tgid << 32) | fd) & _U64
+    return ((key * 0x9E3779B97F4A7C15) & _U64) >> 54
+
+
 POLL_INTERVAL_MS = 10  # how often the reader drains the ring buffer (records do not wake it)
 
 TRACEPOINTS: tuple[str, ...] = tuple(tp for s in SENSORS for tp, _fn in s.hooks)
@@ -228,6 +238,16 @@ class Probes:
             values = table[ct.c_uint32(kind.value)]
             counts[kind.name.lower()] = sum(int(v) for v in values)
         return counts
+
+    def filter_counts(self) -> list[int]:
+        """The tracked-socket filter's counters (common.bpf.h); [] before the connect sensor loads."""
+        for bpf in self._bpf:
+            try:
+                table = bpf[b"tracked_filter"]
+            except KeyError:
+                continue
+            return [int(n) for n in table[ct.c_uint32(0)].count]
+        return []
 
     def close(self) -> None:
         self._stop.set()

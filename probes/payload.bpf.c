@@ -25,6 +25,7 @@ struct payload_scratch {
 };
 
 BPF_TABLE("extern", u64, struct tracked_sock, tracked, TRACKED_MAX);
+BPF_TABLE("extern", u32, struct tracked_filter, tracked_filter, 1);
 BPF_PERCPU_ARRAY(payload_scratch, struct payload_scratch, 1);
 
 /* The ring buffer was full: count it (per-CPU slot, no atomics needed). */
@@ -37,16 +38,20 @@ static __always_inline void drop(u32 kind)
 
 /*
  * The hot path: write() and friends on every fd of every process land here.
- * An fd that connect.bpf.c did not track costs one hash lookup, then returns.
+ * An fd that connect.bpf.c did not track stops at the filter (common.bpf.h),
+ * or, when its slot is shared, after one hash lookup.
  * The one thread whose delete succeeds owns the payload: at most one record
  * per connection, even when threads race on the same socket.
  */
 static __always_inline struct payload_event *claim(u32 fd, u8 syscall)
 {
 	u64 key = sock_key(fd);
-	struct tracked_sock *sock = tracked.lookup(&key);
-	u32 zero = 0;
+	u32 zero = 0, slot = filter_slot(key);
+	struct tracked_filter *f = tracked_filter.lookup(&zero);
 
+	if (!f || !f->count[slot])
+		return 0;
+	struct tracked_sock *sock = tracked.lookup(&key);
 	if (!sock)
 		return 0;
 	struct payload_scratch *s = payload_scratch.lookup(&zero);
@@ -60,6 +65,7 @@ static __always_inline struct payload_event *claim(u32 fd, u8 syscall)
 	__builtin_memcpy(s->ev.daddr, sock->daddr, 16);
 	if (tracked.delete(&key))
 		return 0;
+	__sync_fetch_and_add(&f->count[slot], -1);
 	return &s->ev;
 }
 
@@ -141,9 +147,11 @@ int on_enter_writev(struct tracepoint__syscalls__sys_enter_writev *args)
 int on_enter_sendmsg(struct tracepoint__syscalls__sys_enter_sendmsg *args)
 {
 	u64 key = sock_key(args->fd);
+	u32 zero = 0;
+	struct tracked_filter *f = tracked_filter.lookup(&zero);
 	struct msghdr_user msg = {};
 
-	if (!tracked.lookup(&key)) /* untracked: skip reading the msghdr */
+	if (!f || !f->count[filter_slot(key)]) /* untracked: skip reading the msghdr */
 		return 0;
 	if (bpf_probe_read_user(&msg, sizeof(msg), args->msg))
 		return 0;

@@ -20,6 +20,7 @@ from collector import procfs
 from collector.cgroups import CgroupResolver, find_cgroup2_mount
 from collector.events import ConnectEvent, ExecEvent, ExitEvent, PayloadEvent
 from probes.layout import ARGS_BUF, ExecFlags
+from probes.loader import filter_slot
 from tests.kernel.helpers import Collected, loaded_probes
 
 pytestmark = pytest.mark.kernel
@@ -254,6 +255,34 @@ def test_untracked_and_reused_fds_are_ignored(k: Collected, server: socket.socke
     os.close(w)
     k.settle()
     assert not k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.dport == port, timeout=0)
+
+
+def test_filter_counts_each_tracked_socket_until_it_goes(k: Collected, server: socket.socket) -> None:
+    """The hot-path filter counts a tracked socket once, however often it connects, and lets it go on its
+    first send or on its close. (Its slot is shared with other keys: only this test's sockets move it.)"""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    slot = filter_slot(os.getpid(), client.fileno())
+    before = k.probes.filter_counts()[slot]
+    for _ in range(3):  # getaddrinfo's address sorting connects one UDP socket again and again
+        client.connect(peer.getsockname())
+    assert k.probes.filter_counts()[slot] == before + 1
+    client.send(b"first")
+    port = peer.getsockname()[1]
+    (event,) = k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.dport == port)
+    assert event.data == b"first"
+    assert k.probes.filter_counts()[slot] == before
+    client.close()
+    peer.close()
+
+    tcp = socket.socket()
+    slot = filter_slot(os.getpid(), tcp.fileno())
+    before = k.probes.filter_counts()[slot]
+    tcp.connect(server.getsockname())
+    assert k.probes.filter_counts()[slot] == before + 1
+    tcp.close()
+    assert k.probes.filter_counts()[slot] == before
 
 
 def test_no_decode_errors_or_losses(k: Collected) -> None:
