@@ -86,8 +86,10 @@ def _btf() -> Check:
     try:
         offsets = btf.task_offsets(btf.BTF.from_file())
     except btf.BTFError as exc:
-        return Check("BTF", WARN, f"{exc}: ppid in events will read 0")
-    return Check("BTF", OK, f"{btf.VMLINUX} (task_struct offsets {offsets})")
+        return Check(
+            "BTF", FAIL, f"{exc}: the connect sensor and each record's header read kernel fields at BTF offsets"
+        )
+    return Check("BTF", OK, f"{btf.VMLINUX} ({len(offsets)} kernel field offsets read)")
 
 
 def _tracefs() -> Check:

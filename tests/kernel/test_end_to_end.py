@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import pytest
 
 from collector.events import PayloadEvent
 from collector.recording import Replay
+from probes.loader import FILTER_SLOTS
 from tests.kernel.e2e import Agent, FakePool, Sshd, WebServers
 
 pytestmark = pytest.mark.kernel
@@ -103,6 +105,8 @@ def test_api(agent: Agent) -> None:
     assert (
         'coalmine_events_total{kind="exec"}' in metrics and 'coalmine_ringbuf_lost_total{kind="payload"} 0' in metrics
     )
+    busy = re.search(r"^coalmine_socket_filter_busy_slots (\d+)$", metrics, re.M)
+    assert busy and 0 <= int(busy.group(1)) <= FILTER_SLOTS
 
 
 @pytest.mark.parametrize(
