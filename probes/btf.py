@@ -142,8 +142,7 @@ class BTF:
 
 
 # (macro, struct, member): every field a probe reads through a kernel pointer.
-# One missing member fails the whole set: the probes then fall back to helpers
-# for the header and report argv as unreadable.
+# One missing member fails the whole set, and the loader refuses to start.
 TASK_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("TASK_PID_OFF", "task_struct", "pid"),
     ("TASK_TGID_OFF", "task_struct", "tgid"),

@@ -43,17 +43,18 @@ BPF_TABLE("extern", u32, u64, lost, EVENT_KIND_MAX);
 /*
  * The headers bcc compiles against may come from another kernel, so no
  * struct field is read through them: the *_OFF macros come from the running
- * kernel's BTF (probes/btf.py TASK_FIELDS), all or none.
+ * kernel's BTF (probes/btf.py TASK_FIELDS), all of them.
  */
-#if defined(TASK_PID_OFF) && defined(TASK_TGID_OFF) && defined(TASK_REAL_PARENT_OFF) && \
-	defined(TASK_CRED_OFF) && defined(TASK_COMM_OFF) && defined(TASK_CGROUPS_OFF) && \
-	defined(TASK_MM_OFF) && defined(CRED_UID_OFF) && defined(CSS_SET_DFL_CGRP_OFF) && \
-	defined(CGROUP_KN_OFF) && defined(KERNFS_NODE_ID_OFF) && defined(MM_ARG_START_OFF) && \
-	defined(MM_ARG_END_OFF)
-#define HAVE_TASK_OFFSETS 1
+#if !(defined(TASK_PID_OFF) && defined(TASK_TGID_OFF) && defined(TASK_REAL_PARENT_OFF) && \
+      defined(TASK_CRED_OFF) && defined(TASK_COMM_OFF) && defined(TASK_CGROUPS_OFF) && \
+      defined(TASK_MM_OFF) && defined(CRED_UID_OFF) && defined(CSS_SET_DFL_CGRP_OFF) && \
+      defined(CGROUP_KN_OFF) && defined(KERNFS_NODE_ID_OFF) && defined(MM_ARG_START_OFF) && \
+      defined(MM_ARG_END_OFF))
+#error "the probes need the running kernel's BTF offsets (probes/loader.py cflags())"
+#endif
 /* A field of a BTF-typed kernel pointer, read with a plain load (see fill_header). */
 #define KFIELD(type, ptr, off) (*(type *)((void *)(ptr) + (off)))
-#endif
+
 #ifndef TRACKED_MAX
 #define TRACKED_MAX 65536 /* connected sockets awaiting their first payload */
 #endif
@@ -95,13 +96,13 @@ static __always_inline u32 filter_slot(u64 key)
 }
 
 /*
- * With BTF offsets the header is filled with plain loads through the task
- * pointer bpf_get_current_task_btf() returns: the verifier checks each
- * offset against the kernel's BTF (a wrong one fails the load, it is never
- * read silently) and makes each load fault-safe. One helper call and a
- * dozen loads cost a third of the six helpers (uid, cgroup id, comm, two
- * probe reads for ppid) they replace in a cold exec/exit path: ~0.8 against
- * ~1.1 us per exit record on the test VM (bench/run.py prints the parts).
+ * The header is filled with plain loads through the task pointer that
+ * bpf_get_current_task_btf() returns: the verifier checks each offset
+ * against the kernel's BTF (a wrong one fails the load, it is never read
+ * silently) and makes each load fault-safe. One helper call and a dozen
+ * loads replace six helpers (uid, cgroup id, comm, two probe reads for
+ * ppid): ~0.8 against ~1.1 us per exit record in the cold path on the test
+ * VM (bench/run.py prints the per-program parts).
  */
 static __always_inline void fill_header(struct event_header *h, u8 kind, u8 flags, u16 size)
 {
@@ -110,7 +111,6 @@ static __always_inline void fill_header(struct event_header *h, u8 kind, u8 flag
 	h->size = size;
 	h->reserved = 0;
 	h->ktime_ns = bpf_ktime_get_ns();
-#ifdef HAVE_TASK_OFFSETS
 	void *task = bpf_get_current_task_btf();
 	void *parent = KFIELD(void *, task, TASK_REAL_PARENT_OFF);
 	void *cred = KFIELD(void *, task, TASK_CRED_OFF);
@@ -126,16 +126,6 @@ static __always_inline void fill_header(struct event_header *h, u8 kind, u8 flag
 	/* comm is char[16] at an 8-aligned offset: two 8-byte loads, not sixteen 1-byte ones */
 	*(u64 *)h->comm = KFIELD(u64, task, TASK_COMM_OFF);
 	*(u64 *)(h->comm + 8) = KFIELD(u64, task, TASK_COMM_OFF + 8);
-#else
-	u64 id = bpf_get_current_pid_tgid();
-
-	h->pid = (u32)id;
-	h->tgid = id >> 32;
-	h->ppid = 0; /* no BTF: real_parent's offset is unknown */
-	h->uid = (u32)bpf_get_current_uid_gid();
-	h->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
-#endif
 }
 
 #endif /* COALMINE_COMMON_BPF_H */

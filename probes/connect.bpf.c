@@ -20,10 +20,6 @@ struct sockaddr_in6_user {
 	u8 addr[16];
 };
 
-#ifndef HAVE_TASK_OFFSETS
-#error "the connect sensor needs the running kernel's BTF (/sys/kernel/btf/vmlinux): see coalmine doctor"
-#endif
-
 /*
  * The connect in flight on this thread, from entry to exit, in task-local
  * storage: neither hook touches a shared hash (an update at entry and a

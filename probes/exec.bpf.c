@@ -22,7 +22,6 @@ static __always_inline void drop(u32 kind)
  */
 static __always_inline u8 read_args(struct exec_event *e)
 {
-#ifdef HAVE_TASK_OFFSETS
 	void *mm = KFIELD(void *, bpf_get_current_task_btf(), TASK_MM_OFF);
 	unsigned long start, end;
 	u8 flags = 0;
@@ -47,11 +46,6 @@ static __always_inline u8 read_args(struct exec_event *e)
 		return flags | EXEC_ARGV_FAULT;
 	e->args_len = len;
 	return flags;
-#else
-	e->args_len = 0;
-	e->args_total = 0;
-	return EXEC_ARGV_FAULT; /* no BTF offsets: argv unknown */
-#endif
 }
 
 int on_sched_exec(struct tracepoint__sched__sched_process_exec *args)

@@ -96,9 +96,11 @@ def cflags(ringbuf_pages: int = 1024) -> list[str]:
     try:
         offsets = btf.task_offsets(btf.BTF.from_file())
     except btf.BTFError as exc:
-        log.warning("no BTF task offsets (%s): ppid will read 0", exc)
-    else:
-        flags += [f"-D{name}={value}" for name, value in offsets.items()]
+        raise ProbeError(
+            f"no kernel BTF ({exc}): the probes read kernel fields at offsets from "
+            f"{btf.VMLINUX} (CONFIG_DEBUG_INFO_BTF)"
+        ) from exc
+    flags += [f"-D{name}={value}" for name, value in offsets.items()]
     if tracefs.has_field("sched:sched_process_exit", "group_dead"):
         flags.append("-DEXIT_HAS_GROUP_DEAD")
     return flags

@@ -68,3 +68,17 @@ def test_this_kernel() -> None:
     """This kernel's task_struct has real_parent and tgid at plausible offsets."""
     offsets = task_offsets(BTF.from_file(Path(VMLINUX)))
     assert 0 < offsets["TASK_TGID_OFF"] < 8192 and 0 < offsets["TASK_REAL_PARENT_OFF"] < 8192
+
+
+def test_loader_refuses_without_btf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the kernel's BTF the loader stops with one line naming it, before compiling anything."""
+    from collector.errors import ProbeError
+    from probes import loader
+
+    def missing(path: Path = VMLINUX) -> BTF:
+        raise BTFError(f"cannot read {path}: No such file or directory")
+
+    monkeypatch.setattr(BTF, "from_file", staticmethod(missing))
+    expected = r"^no kernel BTF \(cannot read /sys/kernel/btf/vmlinux: .*CONFIG_DEBUG_INFO_BTF"
+    with pytest.raises(ProbeError, match=expected):
+        loader.cflags()
