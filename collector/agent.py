@@ -25,7 +25,7 @@ from collector.queue import RecordQueue
 from collector.recording import Recorder
 from collector.sinks import Sink
 from probes.decode import decode
-from probes.loader import Probes
+from probes.loader import SWEEP_INTERVAL_S, Probes
 
 log = logging.getLogger("coalmine")
 
@@ -66,6 +66,15 @@ class Agent:
         # Nonzero counters in the kernel's hot-path filter (common.bpf.h): near FILTER_SLOTS, close() and
         # write() fall through to the hash map more often (slots shared, or left high by dead processes).
         self.metrics.gauges["socket_filter_busy_slots"] = lambda: sum(1 for n in self.probes.filter_counts() if n)
+        self.metrics.gauges["sockets_tracked"] = lambda: self.probes.tracked_now
+        self.metrics.counters["sockets_not_tracked_total"] = (
+            "Connections whose first payload goes unseen: the tracked-socket table was full.",
+            self.probes.not_tracked,
+        )
+        self.metrics.counters["sockets_swept_total"] = (
+            "Tracked sockets forgotten because their process exited without close().",
+            lambda: self.probes.swept,
+        )
 
     @property
     def ready(self) -> bool:
@@ -116,8 +125,28 @@ class Agent:
             self.config.listen,
         )
 
+    async def _sweeper(self) -> None:
+        """Every SWEEP_INTERVAL_S, forget tracked sockets whose process exited without close()."""
+        loop = asyncio.get_running_loop()
+        full_before = 0
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            try:
+                await loop.run_in_executor(None, self.probes.sweep)
+                full = self.probes.not_tracked()
+            except Exception:  # the sweep is housekeeping: a failure is logged, the agent goes on
+                log.exception("tracked-socket sweep failed")
+                continue
+            if full > full_before:
+                log.warning(
+                    "%d connections not tracked for their first payload: the tracked-socket table is full",
+                    full - full_before,
+                )
+            full_before = full
+
     async def _main_loop(self) -> None:
         stop = asyncio.create_task(self._stop.wait())
+        sweeper = asyncio.create_task(self._sweeper())
         try:
             while not self._stop.is_set():
                 get = asyncio.create_task(self._queue.get_batch())
@@ -129,9 +158,10 @@ class Agent:
                     break
                 self._ingest(get.result())
         finally:
-            stop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stop
+            for task in (stop, sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def _ingest(self, records: list[bytes]) -> None:
         for raw in records:

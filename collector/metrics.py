@@ -19,6 +19,7 @@ class Metrics:
         self.detector_errors: Counter[str] = Counter()  # by rule
         self.kernel_lost: Callable[[], Mapping[str, int]] = dict  # ring-buffer records lost, by kind
         self.gauges: dict[str, Callable[[], float]] = {}
+        self.counters: dict[str, tuple[str, Callable[[], float]]] = {}  # name -> (help, read), kept elsewhere
 
     def render(self) -> str:
         out: list[str] = []
@@ -37,6 +38,10 @@ class Metrics:
         family("decode_errors_total", "counter", "Kernel records that failed to decode.", "reason", self.decode_errors)
         family("sink_errors_total", "counter", "Alert writes that failed, by sink.", "sink", self.sink_errors)
         family("detector_errors_total", "counter", "Detector exceptions, by rule.", "rule", self.detector_errors)
+        for name, (help_, read_counter) in sorted(self.counters.items()):
+            out.append(f"# HELP {PREFIX}_{name} {help_}")
+            out.append(f"# TYPE {PREFIX}_{name} counter")
+            out.append(f"{PREFIX}_{name} {read_counter()}")
         for name, read in sorted(self.gauges.items()):
             out.append(f"# TYPE {PREFIX}_{name} gauge")
             out.append(f"{PREFIX}_{name} {read()}")

@@ -79,10 +79,9 @@ static __always_inline u64 sock_key(u32 fd)
  * return when it is 0, without touching the hash map, whose 1 MiB of buckets
  * is cold in a fresh process (a miss cost ~0.5 us after an exec on the test
  * VM; the one page of counters stays cached). A count only goes up when a
- * socket is tracked and only down when its entry is deleted, so it never
- * hides a tracked socket; entries the LRU evicts, or that die with their
- * process (exit closes fds without close()), leave their slot counting
- * high: a later lookup there costs what it did without the filter.
+ * socket is tracked and only down when its entry is deleted (by a send,
+ * a close(), or the agent's sweep of exited processes: connect.bpf.c
+ * forget_socket), so it never hides a tracked socket.
  */
 #define FILTER_SLOTS 1024
 

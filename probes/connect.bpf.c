@@ -4,6 +4,7 @@
 
 #define AF_INET 2
 #define AF_INET6 10
+#define EEXIST 17
 #define EINPROGRESS 115
 
 /* The uapi sockaddr layouts, spelled out so no kernel header is needed. */
@@ -35,8 +36,19 @@ struct connect_call {
 };
 
 BPF_TASK_STORAGE(connect_calls, struct connect_call);
-BPF_TABLE_PUBLIC("lru_hash", u64, struct tracked_sock, tracked, TRACKED_MAX);
+/*
+ * Connected sockets awaiting their first payload, by (process, fd). A plain
+ * preallocated hash, not an LRU one: an LRU insert and delete cost ~300 ns
+ * more per connection on the test VM (its free lists take locks and shrink).
+ * Entries go on the first send, on close(), or, for processes that exit
+ * without closing (the kernel closes their fds, no close() runs), in the
+ * agent's sweep (forget_socket below). When the table is full a connection
+ * is reported but not tracked, counted in tracked_full.
+ */
+BPF_TABLE_PUBLIC("hash", u64, struct tracked_sock, tracked, TRACKED_MAX);
 BPF_TABLE_PUBLIC("array", u32, struct tracked_filter, tracked_filter, 1);
+BPF_PERCPU_ARRAY(tracked_full, u64, 1);
+BPF_ARRAY(sweep_key, u64, 1);
 
 /* The ring buffer was full: count it (per-CPU slot, no atomics needed). */
 static __always_inline void drop(u32 kind)
@@ -118,11 +130,14 @@ static __always_inline int exit_connect(long ret)
 		__builtin_memcpy(sock.daddr, call->daddr, 16);
 		/* A new entry counts in the filter; a connect() again on the same fd
 		   (UDP, getaddrinfo's address sorting) overwrites and counts nothing. */
-		if (tracked.insert(&key, &sock) == 0) {
+		int err = tracked.insert(&key, &sock);
+		if (err == 0) {
 			if (f)
 				__sync_fetch_and_add(&f->count[filter_slot(key)], 1);
-		} else {
-			tracked.update(&key, &sock);
+		} else if (err != -EEXIST || tracked.update(&key, &sock)) {
+			u64 *full = tracked_full.lookup(&zero);
+			if (full)
+				(*full)++;
 		}
 	}
 	struct connect_event *e = events.ringbuf_reserve(sizeof(*e));
@@ -170,4 +185,25 @@ int on_exit_connect(struct tracepoint__syscalls__sys_exit_connect *args)
 int on_enter_close(struct tracepoint__syscalls__sys_enter_close *args)
 {
 	return enter_close(args->fd);
+}
+
+/*
+ * Never attached: the agent runs it (BPF_PROG_TEST_RUN) to forget the entry
+ * sweep_key names, one whose process has exited, and uncount it in the
+ * filter, atomically with the probes that count (probes/loader.py sweep()).
+ * Returns 1 when it deleted the entry, 0 when it was already gone.
+ */
+int forget_socket(struct __sk_buff *skb)
+{
+	u32 zero = 0;
+	u64 *want = sweep_key.lookup(&zero);
+	struct tracked_filter *f = tracked_filter.lookup(&zero);
+
+	if (!want || !f)
+		return 0;
+	u64 key = *want;
+	if (tracked.delete(&key))
+		return 0;
+	__sync_fetch_and_add(&f->count[filter_slot(key)], -1);
+	return 1;
 }

@@ -12,11 +12,12 @@ from __future__ import annotations
 import ctypes as ct
 import ctypes.util
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from collector.errors import ProbeError
 from probes import PROBES_DIR, btf, tracefs
@@ -77,6 +78,8 @@ def filter_slot(tgid: int, fd: int) -> int:
 
 
 POLL_INTERVAL_MS = 10  # how often the reader drains the ring buffer (records do not wake it)
+TRACKED_MAX = 65536  # common.bpf.h: connected sockets awaiting their first payload
+SWEEP_INTERVAL_S = 5.0  # how often the agent forgets tracked sockets of exited processes (Probes.sweep)
 
 TRACEPOINTS: tuple[str, ...] = tuple(tp for s in SENSORS for tp, _fn in s.hooks)
 
@@ -88,11 +91,18 @@ class SensorStatus:
     error: str | None = None
 
 
-def cflags(ringbuf_pages: int = 1024) -> list[str]:
+def cflags(ringbuf_pages: int = 1024, tracked_max: int = TRACKED_MAX) -> list[str]:
     """-D knobs and the BTF offsets for this kernel (see probes/btf.py)."""
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
         raise ProbeError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
-    flags = [f"-I{PROBES_DIR}", f"-DRINGBUF_PAGES={ringbuf_pages}", "-Wno-macro-redefined"]
+    if tracked_max <= 0:
+        raise ProbeError(f"tracked sockets must be at least 1, got {tracked_max}")
+    flags = [
+        f"-I{PROBES_DIR}",
+        f"-DRINGBUF_PAGES={ringbuf_pages}",
+        f"-DTRACKED_MAX={tracked_max}",
+        "-Wno-macro-redefined",
+    ]
     try:
         offsets = btf.task_offsets(btf.BTF.from_file())
     except btf.BTFError as exc:
@@ -135,11 +145,62 @@ def release_compiler_memory() -> None:
             libc.madvise(lo, hi - lo, _MADV_PAGEOUT)
 
 
+def pid_alive(tgid: int) -> bool:
+    """Whether a process exists (a zombie counts: its fds are gone, but its pid is not free yet)."""
+    return os.path.exists(f"/proc/{tgid}")
+
+
+class _TestRunOpts(ct.Structure):
+    """libbpf's struct bpf_test_run_opts, up to the fields used here (sz says how far)."""
+
+    _fields_ = [
+        ("sz", ct.c_size_t),
+        ("data_in", ct.c_void_p),
+        ("data_out", ct.c_void_p),
+        ("data_size_in", ct.c_uint32),
+        ("data_size_out", ct.c_uint32),
+        ("ctx_in", ct.c_void_p),
+        ("ctx_out", ct.c_void_p),
+        ("ctx_size_in", ct.c_uint32),
+        ("ctx_size_out", ct.c_uint32),
+        ("retval", ct.c_uint32),
+        ("repeat", ct.c_int),
+        ("duration", ct.c_uint32),
+    ]
+
+
+class _ProgramRunner:
+    """Runs a loaded, unattached BPF program once on a dummy packet (BPF_PROG_TEST_RUN); returns its result."""
+
+    def __init__(self, fd: int) -> None:
+        name = ctypes.util.find_library("bpf")
+        if name is None:
+            raise ProbeError("libbpf not found (it comes with bcc): cannot run the socket sweep")
+        self._run = ct.CDLL(name, use_errno=True).bpf_prog_test_run_opts
+        self._run.argtypes = [ct.c_int, ct.POINTER(_TestRunOpts)]
+        self._fd = fd
+        self._packet = ct.create_string_buffer(64)  # the program ignores it; the kernel wants >= an Ethernet header
+
+    def __call__(self) -> int:
+        opts = _TestRunOpts(sz=ct.sizeof(_TestRunOpts), data_in=ct.addressof(self._packet), data_size_in=64)
+        if self._run(self._fd, ct.byref(opts)) != 0:
+            err = ct.get_errno()
+            raise OSError(err, f"BPF_PROG_TEST_RUN: {os.strerror(err)}")
+        return int(opts.retval)
+
+
 class Probes:
     """The loaded sensors and the ring-buffer reader thread."""
 
-    def __init__(self, ringbuf_pages: int = 1024) -> None:
+    _loaded: ClassVar[bool] = False  # load() ran in this process
+
+    def __init__(self, ringbuf_pages: int = 1024, tracked_max: int = TRACKED_MAX) -> None:
         self.ringbuf_pages = ringbuf_pages
+        self.tracked_max = tracked_max
+        self.swept = 0  # tracked sockets forgotten because their process exited without close()
+        self.tracked_now = 0  # tracked sockets awaiting their first payload, at the last sweep
+        self._connect: Any = None
+        self._forget: _ProgramRunner | None = None
         self.status: list[SensorStatus] = []
         self._bpf: list[Any] = []
         self._hooks: list[tuple[Any, str, str]] = []  # (bpf, tracepoint, function) attached
@@ -154,6 +215,8 @@ class Probes:
 
     def load(self) -> None:
         """Compile and attach every sensor; ProbeError names the first that failed."""
+        if Probes._loaded:  # bcc keeps exported maps (the ring buffer, `tracked`) by name for the process's life
+            raise ProbeError("the probes load once per process: start a new process to load them again")
         try:
             from bcc import BPF
         except ImportError as exc:
@@ -162,7 +225,8 @@ class Probes:
             tracefs.ensure()
         except OSError as exc:
             raise ProbeError(str(exc.args[-1])) from exc
-        flags = cflags(self.ringbuf_pages)
+        flags = cflags(self.ringbuf_pages, self.tracked_max)
+        Probes._loaded = True
         try:
             self._common = BPF(src_file=bytes(PROBES_DIR / "common.bpf.c"), cflags=flags)
         except Exception as exc:
@@ -187,6 +251,14 @@ class Probes:
                 self._hooks.append((bpf, tp, fn))
             if status.error:
                 break
+            if sensor.name == "connect":
+                try:
+                    fn = bpf.load_func(b"forget_socket", BPF.SOCKET_FILTER)
+                    self._forget = _ProgramRunner(fn.fd)
+                except Exception as exc:
+                    status.error = f"{sensor.source}: cannot load the socket sweep (forget_socket): {exc}"
+                    break
+                self._connect = bpf
         failed = next((s for s in self.status if s.error), None)
         if failed:
             self.close()
@@ -251,6 +323,36 @@ class Probes:
             return [int(n) for n in table[ct.c_uint32(0)].count]
         return []
 
+    def sweep(self, alive: Callable[[int], bool] = pid_alive) -> int:
+        """Forget the tracked sockets of processes that exited without close() (the kernel closed their fds:
+        no probe saw it), uncounting them in the filter; returns how many. The agent calls this every
+        SWEEP_INTERVAL_S; without it they would stay until the table is full."""
+        if self._connect is None or self._forget is None:
+            return 0
+        keys = self.tracked_keys()
+        request = self._connect[b"sweep_key"]
+        gone = 0
+        for key in keys:
+            if alive(key >> 32):
+                continue
+            request[ct.c_uint32(0)] = ct.c_uint64(key)
+            gone += self._forget()
+        self.swept += gone
+        self.tracked_now = len(keys) - gone
+        return gone
+
+    def tracked_keys(self) -> list[int]:
+        """Keys (tgid << 32 | fd) of the sockets awaiting their first payload."""
+        if self._connect is None:
+            return []
+        return [int(k.value) for k in self._connect[b"tracked"]]
+
+    def not_tracked(self) -> int:
+        """Connections reported but not tracked for their first payload: the tracked-socket table was full."""
+        if self._connect is None:
+            return 0
+        return sum(int(v) for v in self._connect[b"tracked_full"][ct.c_uint32(0)])
+
     def close(self) -> None:
         self._stop.set()
         if self._thread and self._thread is not threading.current_thread():
@@ -263,3 +365,5 @@ class Probes:
         self._bpf.clear()
         self._hooks.clear()
         self._common = None
+        self._connect = None
+        self._forget = None

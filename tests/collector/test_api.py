@@ -19,6 +19,7 @@ class StandInAgent:
         self.metrics.events["exec"] = 3
         self.metrics.alerts["mining.stratum"] = 1
         self.metrics.kernel_lost = lambda: {"payload": 2}
+        self.metrics.counters["sockets_not_tracked_total"] = ("Connections not tracked.", lambda: 7)
 
     def sensor_status(self) -> list[dict[str, Any]]:
         error = None if self.ready else "syscalls:sys_enter_write (on_enter_write): attach failed: Permission denied"
@@ -54,3 +55,4 @@ def test_metrics_text() -> None:
     assert 'coalmine_alerts_total{rule="mining.stratum"} 1' in body
     assert 'coalmine_ringbuf_lost_total{kind="payload"} 2' in body
     assert "# TYPE coalmine_dropped_total counter" in body
+    assert "# TYPE coalmine_sockets_not_tracked_total counter\ncoalmine_sockets_not_tracked_total 7" in body

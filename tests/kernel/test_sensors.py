@@ -285,6 +285,31 @@ def test_filter_counts_each_tracked_socket_until_it_goes(k: Collected, server: s
     assert k.probes.filter_counts()[slot] == before
 
 
+def test_sweep_forgets_sockets_of_processes_that_exit_without_close(k: Collected, server: socket.socket) -> None:
+    """A process that exits with a connected socket closes it in the kernel, where no close() probe sees
+    it: the sweep forgets its entry and uncounts it, and leaves live processes' sockets alone."""
+    code = (
+        "import os, socket, sys; s = socket.create_connection(('127.0.0.1', int(sys.argv[1])));"
+        "print(os.getpid(), s.fileno(), flush=True); os._exit(0)"
+    )
+    argv = [sys.executable, "-c", code, str(server.getsockname()[1])]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    pid, fd = map(int, out.stdout.split())
+    mine = socket.create_connection(server.getsockname())
+    dead_slot, live_slot = filter_slot(pid, fd), filter_slot(os.getpid(), mine.fileno())
+    dead_key, live_key = pid << 32 | fd, os.getpid() << 32 | mine.fileno()
+    keys = set(k.probes.tracked_keys())
+    assert {dead_key, live_key} <= keys
+    before = k.probes.filter_counts()
+    assert k.probes.sweep() >= 1
+    keys = set(k.probes.tracked_keys())
+    assert dead_key not in keys and live_key in keys
+    after = k.probes.filter_counts()
+    assert after[dead_slot] == before[dead_slot] - 1 or dead_slot == live_slot
+    assert after[live_slot] >= 1
+    mine.close()
+
+
 def test_no_decode_errors_or_losses(k: Collected) -> None:
     """Every record the kernel sent decoded, and none were lost."""
     k.settle()
