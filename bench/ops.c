@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Times the syscall workloads the agent hooks: ns per operation, one line per op.
-// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec | close_badfd | write_devnull
+// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec | close_badfd | getppid | write_devnull
 // prints: wall-clock ns/op, CPU ns/op
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,7 +50,8 @@ static long long now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s connect|connect_write|fork_exec ITERATIONS\n", argv[0]);
+		fprintf(stderr, "usage: %s connect|connect_write|fork_exec|close_badfd|getppid|write_devnull ITERATIONS\n",
+			argv[0]);
 		return 2;
 	}
 	const char *op = argv[1];
@@ -62,6 +64,13 @@ int main(int argc, char **argv)
 		long long t0 = now_ns(), c0 = cpu_ns();
 		for (long i = 0; i < n; i++)
 			close(-1);
+		printf("%.1f %.1f\n", (double)(now_ns() - t0) / n, (double)(cpu_ns() - c0) / n);
+		return 0;
+	}
+	if (strcmp(op, "getppid") == 0) { /* a syscall no probe hooks: what tracing any syscall costs every one */
+		long long t0 = now_ns(), c0 = cpu_ns();
+		for (long i = 0; i < n; i++)
+			syscall(SYS_getppid);
 		printf("%.1f %.1f\n", (double)(now_ns() - t0) / n, (double)(cpu_ns() - c0) / n);
 		return 0;
 	}

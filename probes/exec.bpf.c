@@ -2,14 +2,41 @@
 /* exec sensor: one record per successful exec (filename + argv as the program got it), one per exit. */
 #include "common.bpf.h"
 
-BPF_PERCPU_ARRAY(exec_scratch, struct exec_event, 1); /* too large for the stack */
-
 /* The ring buffer was full: count it (per-CPU slot, no atomics needed). */
 static __always_inline void drop(u32 kind)
 {
 	u64 *n = lost.lookup(&kind);
 	if (n)
 		(*n)++;
+}
+
+/*
+ * One exec record, reserved in the ring buffer with room for `cap` bytes of
+ * argv and filled in place: no per-CPU scratch record and no second copy
+ * (~150 ns an exec on the test VM). `cap` is a constant power of two at each
+ * call site, so the verifier knows the record's size; the header's size
+ * field says how much of it is used (probes/loader.py sends only that).
+ */
+static __always_inline void send_exec(const void *filename, unsigned long start, u32 len, u32 total, u8 flags,
+				      const u32 cap)
+{
+	struct exec_event *e = events.ringbuf_reserve(__builtin_offsetof(struct exec_event, args) + cap);
+
+	if (!e) {
+		drop(EVENT_EXEC);
+		return;
+	}
+	barrier_var(len);
+	len &= cap - 1; /* len < cap already: a no-op the verifier can follow */
+	if (len && bpf_probe_read_user(e->args, len, (void *)start)) {
+		flags |= EXEC_ARGV_FAULT;
+		len = 0;
+	}
+	e->args_len = len;
+	e->args_total = total;
+	fill_header(&e->hdr, EVENT_EXEC, flags, __builtin_offsetof(struct exec_event, args) + len);
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
+	events.ringbuf_submit(e, SUBMIT_FLAGS);
 }
 
 /*
@@ -20,51 +47,35 @@ static __always_inline void drop(u32 kind)
  * DEF CON 29), and reading there costs a per-thread stash of the whole
  * record. Here argv is what the program received, in one contiguous read.
  */
-static __always_inline u8 read_args(struct exec_event *e)
+int on_sched_exec(struct tracepoint__sched__sched_process_exec *args)
 {
 	void *mm = KFIELD(void *, bpf_get_current_task_btf(), TASK_MM_OFF);
-	unsigned long start, end;
+	unsigned long start = 0, end = 0;
 	u8 flags = 0;
 
-	e->args_len = 0;
-	e->args_total = 0;
-	if (!mm)
-		return EXEC_ARGV_FAULT;
-	start = KFIELD(unsigned long, mm, MM_ARG_START_OFF);
-	end = KFIELD(unsigned long, mm, MM_ARG_END_OFF);
-	if (end <= start)
-		return end == start ? 0 : EXEC_ARGV_FAULT;
-	u64 len = end - start;
-	e->args_total = len > 0xFFFFFFFFULL ? 0xFFFFFFFF : len;
-	if (len > ARGS_BUF - 1) { /* ARGS_BUF - 1: then "& (ARGS_BUF - 1)" is a no-op the verifier follows */
+	if (mm) {
+		start = KFIELD(unsigned long, mm, MM_ARG_START_OFF);
+		end = KFIELD(unsigned long, mm, MM_ARG_END_OFF);
+	}
+	if (!mm || end < start) {
+		flags = EXEC_ARGV_FAULT;
+		end = start;
+	}
+	u64 total = end - start;
+	u32 len = total;
+	if (total > ARGS_BUF - 1) {
 		len = ARGS_BUF - 1;
 		flags |= EXEC_ARGS_TRUNCATED;
 	}
-	barrier_var(len);
-	len &= ARGS_BUF - 1;
-	if (bpf_probe_read_user(e->args, len, (void *)start))
-		return flags | EXEC_ARGV_FAULT;
-	e->args_len = len;
-	return flags;
-}
-
-int on_sched_exec(struct tracepoint__sched__sched_process_exec *args)
-{
-	u32 zero = 0;
-	struct exec_event *e = exec_scratch.lookup(&zero);
-
-	if (!e)
-		return 0;
-	u8 flags = read_args(e);
-	u32 args_len = e->args_len;
-	barrier_var(args_len);
-	args_len &= ARGS_BUF - 1; /* read_args never stores more than ARGS_BUF - 1 */
-	u32 size = __builtin_offsetof(struct exec_event, args) + args_len;
-	fill_header(&e->hdr, EVENT_EXEC, flags, size);
-	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename),
-				  (void *)args + (args->data_loc_filename & 0xFFFF));
-	if (events.ringbuf_output(e, size, SUBMIT_FLAGS))
-		drop(EVENT_EXEC);
+	u32 total32 = total > 0xFFFFFFFFULL ? 0xFFFFFFFF : total;
+	const void *filename = (void *)args + (args->data_loc_filename & 0xFFFF);
+	/* Most argv fit in 256 bytes: a small record keeps the ring's footprint (and cache misses) small. */
+	if (len < 256)
+		send_exec(filename, start, len, total32, flags, 256);
+	else if (len < 1024)
+		send_exec(filename, start, len, total32, flags, 1024);
+	else
+		send_exec(filename, start, len, total32, flags, ARGS_BUF);
 	return 0;
 }
 

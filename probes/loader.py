@@ -271,7 +271,10 @@ class Probes:
         batch: list[bytes] = []
 
         def on_record(_ctx: Any, data: Any, size: int) -> int:
-            batch.append(ct.string_at(data, size))
+            # An exec record is reserved at a size class and uses part of it: its header's size field
+            # (bytes 2-3) says how much. A size field past the record is left for decode() to reject.
+            used = int.from_bytes(ct.string_at(data + 2, 2), "little") if size >= 4 else size
+            batch.append(ct.string_at(data, used if 4 <= used <= size else size))
             return 0
 
         self._common[b"events"].open_ring_buffer(on_record)

@@ -84,6 +84,20 @@ def test_exec_argv_bounds(k: Collected) -> None:
     assert event.args[0] == "/bin/true" and event.args[1] == "y" * (ARGS_BUF - 1 - len("/bin/true\0"))
 
 
+@pytest.mark.parametrize("size", [10, 255, 256, 257, 1023, 1024, 1025, ARGS_BUF - 1, ARGS_BUF])
+def test_exec_argv_whole_at_every_record_size(k: Collected, size: int) -> None:
+    """The exec record is reserved at a size class (256, 1024, ARGS_BUF bytes of argv): an argv of any
+    length, either side of each boundary, comes whole up to ARGS_BUF - 1 bytes."""
+    head = "/bin/true\0"
+    argv = ["/bin/true", "z" * (size - len(head) - 1)]  # the argv area holds each string and its NUL
+    pid = _run(argv)
+    (event,) = k.find(ExecEvent, lambda e: e.tgid == pid)
+    if size <= ARGS_BUF - 1:
+        assert event.args == tuple(argv) and not event.args_truncated
+    else:
+        assert event.args_truncated and event.args[1] == argv[1][: ARGS_BUF - 1 - len(head)]  # the NUL is cut
+
+
 def test_argv_rewritten_during_exec_is_not_believed(k: Collected) -> None:
     """A thread rewriting argv while execve copies it cannot show us a different argv than the program got."""
     code = (
