@@ -127,4 +127,28 @@ static __always_inline void fill_header(struct event_header *h, u8 kind, u8 flag
 	*(u64 *)(h->comm + 8) = KFIELD(u64, task, TASK_COMM_OFF + 8);
 }
 
+/*
+ * The header of a process-exit record: who and when, nothing the process
+ * table does not already have from the exec (ppid, uid and cgroup id are 0).
+ * In the exit path those three are five cold loads (parent, cred, css_set,
+ * cgroup, kernfs node): ~300 of ~950 ns per exit on the test VM.
+ */
+static __always_inline void fill_exit_header(struct event_header *h)
+{
+	void *task = bpf_get_current_task_btf();
+
+	h->kind = EVENT_EXIT;
+	h->flags = 0;
+	h->size = sizeof(struct exit_event);
+	h->reserved = 0;
+	h->ktime_ns = bpf_ktime_get_ns();
+	h->pid = KFIELD(u32, task, TASK_PID_OFF);
+	h->tgid = KFIELD(u32, task, TASK_TGID_OFF);
+	h->ppid = 0;
+	h->uid = 0;
+	h->cgroup_id = 0;
+	*(u64 *)h->comm = KFIELD(u64, task, TASK_COMM_OFF);
+	*(u64 *)(h->comm + 8) = KFIELD(u64, task, TASK_COMM_OFF + 8);
+}
+
 #endif /* COALMINE_COMMON_BPF_H */

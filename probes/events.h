@@ -70,6 +70,7 @@ struct exec_event {
 	char args[ARGS_BUF];
 };
 
+/* Only kind, ktime_ns, pid, tgid and comm are read: ppid, uid and cgroup_id are 0 (the exec had them). */
 struct exit_event {
 	struct event_header hdr;
 };

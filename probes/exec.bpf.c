@@ -94,7 +94,7 @@ int on_sched_exit(struct tracepoint__sched__sched_process_exit *args)
 		drop(EVENT_EXIT);
 		return 0;
 	}
-	fill_header(&e->hdr, EVENT_EXIT, 0, sizeof(*e));
+	fill_exit_header(&e->hdr);
 	events.ringbuf_submit(e, SUBMIT_FLAGS);
 	return 0;
 }

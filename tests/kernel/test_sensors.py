@@ -142,7 +142,8 @@ def test_exit(k: Collected) -> None:
     code = "import threading; ts = [threading.Thread(target=lambda: None) for _ in range(4)]; [t.start() for t in ts]"
     pid = _run([sys.executable, "-c", code])
     k.settle()
-    assert len(k.find(ExitEvent, lambda e: e.tgid == pid)) == 1
+    (event,) = k.find(ExitEvent, lambda e: e.tgid == pid)
+    assert event.pid == pid and event.comm == Path(sys.executable).name[:15]  # ppid, uid, cgroup id: 0
 
 
 def test_identity_matches_proc_in_a_new_cgroup(k: Collected) -> None:
