@@ -271,8 +271,8 @@ class Probes:
         batch: list[bytes] = []
 
         def on_record(_ctx: Any, data: Any, size: int) -> int:
-            # An exec record is reserved at a size class and uses part of it: its header's size field
-            # (bytes 2-3) says how much. A size field past the record is left for decode() to reject.
+            # exec and payload records are reserved at their largest and filled in place: the header's
+            # size field (bytes 2-3) says how much is used. A size past the record is left for decode().
             used = int.from_bytes(ct.string_at(data + 2, 2), "little") if size >= 4 else size
             batch.append(ct.string_at(data, used if 4 <= used <= size else size))
             return 0

@@ -18,15 +18,8 @@ struct msghdr_user {
 	u64 iovlen;
 };
 
-/* The spill area lets the verifier prove a variable-offset copy stays in the map value. */
-struct payload_scratch {
-	struct payload_event ev;
-	u8 spill[2 * PAYLOAD_MAX];
-};
-
 BPF_TABLE("extern", u64, struct tracked_sock, tracked, TRACKED_MAX);
 BPF_TABLE("extern", u32, struct tracked_filter, tracked_filter, 1);
-BPF_PERCPU_ARRAY(payload_scratch, struct payload_scratch, 1);
 
 /* The ring buffer was full: count it (per-CPU slot, no atomics needed). */
 static __always_inline void drop(u32 kind)
@@ -37,11 +30,21 @@ static __always_inline void drop(u32 kind)
 }
 
 /*
+ * The record is reserved in the ring buffer and filled in place (no per-CPU
+ * scratch record, no second copy). Its data area has PAYLOAD_MAX bytes and,
+ * behind them, a spill area the verifier needs for vectored sends, whose
+ * copies land at a variable offset; the header's size field says how much
+ * is used, and only that leaves the reader (probes/loader.py).
+ */
+#define PAYLOAD_RESERVE (__builtin_offsetof(struct payload_event, data) + 3 * PAYLOAD_MAX)
+
+/*
  * The hot path: write() and friends on every fd of every process land here.
  * An fd that connect.bpf.c did not track stops at the filter (common.bpf.h),
  * or, when its slot is shared, after one hash lookup.
  * The one thread whose delete succeeds owns the payload: at most one record
- * per connection, even when threads race on the same socket.
+ * per connection, even when threads race on the same socket. Its record
+ * starts with the destination the connect saw; 0 when not ours.
  */
 static __always_inline struct payload_event *claim(u32 fd, u8 syscall)
 {
@@ -51,36 +54,36 @@ static __always_inline struct payload_event *claim(u32 fd, u8 syscall)
 
 	if (!f || !f->count[slot])
 		return 0;
-	struct tracked_sock *sock = tracked.lookup(&key);
-	if (!sock)
+	struct tracked_sock *found = tracked.lookup(&key);
+	if (!found)
 		return 0;
-	struct payload_scratch *s = payload_scratch.lookup(&zero);
-	if (!s)
-		return 0;
-	s->ev.fd = fd;
-	s->ev.family = sock->family;
-	s->ev.dport = sock->dport;
-	s->ev.syscall = syscall;
-	s->ev.reserved = 0;
-	__builtin_memcpy(s->ev.daddr, sock->daddr, 16);
+	struct tracked_sock sock = *found;
 	if (tracked.delete(&key))
-		return 0;
+		return 0; /* another thread claimed it first */
 	__sync_fetch_and_add(&f->count[slot], -1);
-	return &s->ev;
+	struct payload_event *e = events.ringbuf_reserve(PAYLOAD_RESERVE);
+	if (!e) {
+		drop(EVENT_PAYLOAD);
+		return 0;
+	}
+	e->fd = fd;
+	e->family = sock.family;
+	e->dport = sock.dport;
+	e->syscall = syscall;
+	e->reserved = 0;
+	__builtin_memcpy(e->daddr, sock.daddr, 16);
+	return e;
 }
 
 static __always_inline void emit(struct payload_event *e, u32 captured, u64 total)
 {
 	if (captured > PAYLOAD_MAX)
 		captured = PAYLOAD_MAX;
-	barrier_var(captured);
-	captured &= 2 * PAYLOAD_MAX - 1; /* a no-op after the clamp, but one the verifier follows */
 	u32 size = __builtin_offsetof(struct payload_event, data) + captured;
 	e->data_len = captured;
 	e->len_raw = total > 0xFFFFFFFFULL ? 0xFFFFFFFF : total;
 	fill_header(&e->hdr, EVENT_PAYLOAD, total > captured ? PAYLOAD_TRUNCATED : 0, size);
-	if (events.ringbuf_output(e, size, SUBMIT_FLAGS))
-		drop(EVENT_PAYLOAD);
+	events.ringbuf_submit(e, SUBMIT_FLAGS);
 }
 
 static __always_inline int send_flat(u32 fd, const void *buf, u64 count, u8 syscall)
@@ -91,6 +94,8 @@ static __always_inline int send_flat(u32 fd, const void *buf, u64 count, u8 sysc
 	if (!e)
 		return 0;
 	u32 n = count < PAYLOAD_MAX ? count : PAYLOAD_MAX;
+	barrier_var(n);
+	n &= 2 * PAYLOAD_MAX - 1; /* n <= PAYLOAD_MAX already: a no-op the verifier can follow */
 	if (bpf_probe_read_user(e->data, n, buf))
 		n = 0;
 	emit(e, n, count);
