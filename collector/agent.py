@@ -41,7 +41,7 @@ class Agent:
     def __init__(self, config: Config, sinks: list[Sink], probes: Probes | None = None) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.probes = probes or Probes(config.ringbuf_pages)
+        self.probes = probes or Probes(config.ringbuf_pages, config.tracked_sockets)
         self.clock = Clock.now(boot_id())
         self.recorder: Recorder | None = None
         if config.record is not None:

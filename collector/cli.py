@@ -53,7 +53,9 @@ def run(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option(help="TOML file with any of: sinks, listen, record, host, queue_size, ringbuf_pages."),
+        typer.Option(
+            help="TOML file with any of: sinks, listen, record, host, queue_size, ringbuf_pages, tracked_sockets."
+        ),
     ] = None,
     record: Annotated[
         Path | None, typer.Option(help="Also write every event to this file (msgpack) for 'coalmine replay'.")

@@ -27,6 +27,7 @@ class Config:
     host: str = field(default_factory=default_host)
     queue_size: int = 65536  # kernel records buffered between the reader thread and the pipeline
     ringbuf_pages: int = 1024  # kernel ring buffer size in pages (power of two)
+    tracked_sockets: int = 16384  # connected sockets the kernel can hold awaiting their first payload
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -77,7 +78,7 @@ def _check(path: Path, key: str, value: Any) -> Any:
         if not isinstance(value, str) or not value:
             raise bad("a file path")
         return Path(value)
-    if key == "queue_size":
+    if key in ("queue_size", "tracked_sockets"):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise bad("a positive integer")
         return value

@@ -55,8 +55,14 @@ BPF_TABLE("extern", u32, u64, lost, EVENT_KIND_MAX);
 /* A field of a BTF-typed kernel pointer, read with a plain load (see fill_header). */
 #define KFIELD(type, ptr, off) (*(type *)((void *)(ptr) + (off)))
 
+/*
+ * Connected sockets awaiting their first payload (probes/loader.py passes
+ * it: config tracked_sockets). The table's buckets are what every insert
+ * and lookup touches first: 16384 of them (256 KiB) stay in cache where
+ * 65536 (1 MiB) did not, ~80 ns a connect on the test VM.
+ */
 #ifndef TRACKED_MAX
-#define TRACKED_MAX 65536 /* connected sockets awaiting their first payload */
+#define TRACKED_MAX 16384
 #endif
 
 /* The value of connect.bpf.c's exported `tracked` map, which payload.bpf.c reads... */

@@ -78,7 +78,7 @@ def filter_slot(tgid: int, fd: int) -> int:
 
 
 POLL_INTERVAL_MS = 10  # how often the reader drains the ring buffer (records do not wake it)
-TRACKED_MAX = 65536  # common.bpf.h: connected sockets awaiting their first payload
+TRACKED_MAX = 16384  # connected sockets awaiting their first payload (config tracked_sockets)
 SWEEP_INTERVAL_S = 5.0  # how often the agent forgets tracked sockets of exited processes (Probes.sweep)
 
 TRACEPOINTS: tuple[str, ...] = tuple(tp for s in SENSORS for tp, _fn in s.hooks)

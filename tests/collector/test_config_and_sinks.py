@@ -24,10 +24,10 @@ def test_file_overrides(tmp_path: Path) -> None:
     """Every key of a valid file is applied."""
     path = tmp_path / "c.toml"
     path.write_text('sinks = ["jsonl:/var/log/coalmine.jsonl"]\nlisten = "[::1]:9000"\nhost = "n7"\nqueue_size = 10\n'
-                    'ringbuf_pages = 256\nrecord = "/tmp/r.msgpack"\n')
+                    'ringbuf_pages = 256\nrecord = "/tmp/r.msgpack"\ntracked_sockets = 100000\n')
     c = config.load(path)
-    assert (c.sinks, c.listen, c.host, c.queue_size, c.ringbuf_pages, c.record) == (
-        ["jsonl:/var/log/coalmine.jsonl"], "[::1]:9000", "n7", 10, 256, Path("/tmp/r.msgpack"))
+    assert (c.sinks, c.listen, c.host, c.queue_size, c.ringbuf_pages, c.record, c.tracked_sockets) == (
+        ["jsonl:/var/log/coalmine.jsonl"], "[::1]:9000", "n7", 10, 256, Path("/tmp/r.msgpack"), 100000)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,7 @@ def test_file_overrides(tmp_path: Path) -> None:
         ("queue_size = 0", "positive integer"),
         ("queue_size = true", "positive integer"),
         ("ringbuf_pages = 1000", "power of two"),
+        ("tracked_sockets = 0", "positive integer"),
     ],
 )
 def test_bad_files(tmp_path: Path, text: str, message: str) -> None:
