@@ -267,6 +267,12 @@ def _stats(fd: int) -> tuple[int, int]:
     return int(info.get("run_time_ns", 0)), int(info.get("run_cnt", 0))
 
 
+def _stats_sum(fds: list[int]) -> tuple[int, int]:
+    """(run_time_ns, run_cnt) summed over programs, each fdinfo read once."""
+    each = [_stats(fd) for fd in fds]
+    return sum(t for t, _ in each), sum(c for _, c in each)
+
+
 def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide, rounds: int) -> dict[str, dict[str, float]]:
     """Per workload op: hook calls, and BPF ns spent by the floor's program and by the agent's, kernel-timed;
     medians over ``rounds`` rounds, floor and agent in alternating order (one pass varies by a third here)."""
@@ -278,10 +284,10 @@ def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide, rounds: int) -> 
                 got: dict[str, float] = {}
                 for cond in (floor, agent) if r % 2 == 0 else (agent, floor):
                     fds = [floor.fd] if cond is floor else agent_fds
-                    t0, c0 = sum(_stats(fd)[0] for fd in fds), sum(_stats(fd)[1] for fd in fds)
+                    t0, c0 = _stats_sum(fds)
                     with cond:
                         measure(exe, op, repeat=1)
-                    t1, c1 = sum(_stats(fd)[0] for fd in fds), sum(_stats(fd)[1] for fd in fds)
+                    t1, c1 = _stats_sum(fds)
                     if cond is floor:
                         got.update(calls=(c1 - c0) / n, floor_ns=(t1 - t0) / n)
                     else:
