@@ -57,36 +57,142 @@ BPF_TABLE("extern", u32, u64, lost, EVENT_KIND_MAX);
 
 /*
  * Connected sockets awaiting their first payload (probes/loader.py passes
- * it: config tracked_sockets). The table's buckets are what every insert
- * and lookup touches first: 16384 of them (256 KiB) stay in cache where
- * 65536 (1 MiB) did not, ~80 ns a connect on the test VM.
+ * it: config tracked_sockets), in connect.bpf.c's exported `tracked` map.
+ *
+ * It is a two-choice set-associative table in an array map, not a hash
+ * map: a key lives in one of TRACKED_WAYS ways of one of two sets its hash
+ * picks, and each set's keys share one cache line. Every operation is an
+ * inlined array lookup, a scan of one or two lines and a compare-and-swap:
+ * no helper call, no bucket lock, no free list (a BPF hash map's insert and
+ * delete cost ~200 ns more per connection on the test VM). Two choices keep
+ * sets from filling before the table does: a key goes to whichever of its
+ * sets has a free way.
  */
 #ifndef TRACKED_MAX
 #define TRACKED_MAX 16384
 #endif
+#define TRACKED_WAYS 8 /* a power of two: way numbers are masked with TRACKED_WAYS - 1 */
+#define TRACKED_SETS ((TRACKED_MAX + TRACKED_WAYS - 1) / TRACKED_WAYS) /* room for TRACKED_MAX, rounded up to 8 */
+/* A way being written (connect) or read (first payload) holds its key with this bit: no other key,
+   which is tgid << 32 | fd with tgid < 2^22, matches it meanwhile. */
+#define TRACKED_BUSY (1ULL << 63)
 
-/* The value of connect.bpf.c's exported `tracked` map, which payload.bpf.c reads... */
+/* Where a connected socket went, kept for its first payload record. */
 struct tracked_sock {
 	u16 family;
 	u16 dport;
 	u8 daddr[16];
 };
 
-/* ...and its key: this process's fd. */
+/* Scalar arrays only, no array of structs (bcc cannot describe one to Python: loader.tracked_keys). */
+struct tracked_set {
+	u64 key[TRACKED_WAYS]; /* sock_key(), 0 when the way is free: first, in one cache line */
+	u8 daddr[TRACKED_WAYS * 16];
+	u16 family[TRACKED_WAYS];
+	u16 dport[TRACKED_WAYS];
+	u8 pad[32]; /* 256 bytes: whole cache lines */
+};
+_Static_assert(sizeof(struct tracked_set) == 256, "a tracked set is 4 cache lines");
+
+/* The key of a socket: this process's fd. */
 static __always_inline u64 sock_key(u32 fd)
 {
 	return (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | fd;
+}
+
+/* The two sets a key may live in (the same one when the table has one set). */
+static __always_inline u32 tracked_set_a(u64 key)
+{
+	return (u32)((key * 0x9E3779B97F4A7C15ULL) >> 22) % TRACKED_SETS;
+}
+
+static __always_inline u32 tracked_set_b(u64 key)
+{
+	return (u32)(((key ^ (key >> 29)) * 0xBF58476D1CE4E5B9ULL) >> 32) % TRACKED_SETS;
+}
+
+/* The way of `set` holding `key`, or -1. */
+static __always_inline int tracked_way(const struct tracked_set *set, u64 key)
+{
+#pragma unroll
+	for (int i = 0; i < TRACKED_WAYS; i++)
+		if (set->key[i] == key)
+			return i;
+	return -1;
+}
+
+/* Write `sock` into way i, which holds key | TRACKED_BUSY, then publish the key (a full barrier). */
+static __always_inline void tracked_fill(struct tracked_set *set, int i, u64 key, const struct tracked_sock *sock)
+{
+	i &= TRACKED_WAYS - 1;
+	set->family[i] = sock->family;
+	set->dport[i] = sock->dport;
+	__builtin_memcpy(&set->daddr[i * 16], sock->daddr, 16);
+	__sync_lock_test_and_set(&set->key[i], key);
+}
+
+/* A connect() again on a socket `set` already tracks (UDP, getaddrinfo's address sorting): new destination. */
+static __always_inline int tracked_update(struct tracked_set *set, u64 key, const struct tracked_sock *sock)
+{
+	int i = tracked_way(set, key);
+
+	if (i < 0)
+		return 0;
+	i &= TRACKED_WAYS - 1;
+	if (__sync_val_compare_and_swap(&set->key[i], key, key | TRACKED_BUSY) != key)
+		return 0; /* taken meanwhile (a close() on another thread) */
+	tracked_fill(set, i, key, sock);
+	return 1;
+}
+
+/* Track `key` in a free way of `set`: 1 when it took one. */
+static __always_inline int tracked_insert(struct tracked_set *set, u64 key, const struct tracked_sock *sock)
+{
+#pragma unroll
+	for (int i = 0; i < TRACKED_WAYS; i++) {
+		if (set->key[i] == 0 && __sync_val_compare_and_swap(&set->key[i], 0, key | TRACKED_BUSY) == 0) {
+			tracked_fill(set, i, key, sock);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Forget `key` in `set`: 1 when this call removed it. */
+static __always_inline int tracked_remove(struct tracked_set *set, u64 key)
+{
+	int i = tracked_way(set, key);
+
+	if (i < 0)
+		return 0;
+	return __sync_val_compare_and_swap(&set->key[i & (TRACKED_WAYS - 1)], key, 0) == key;
+}
+
+/* Forget `key` in `set` and copy out where it went: 1 when this call removed it (it owns the payload). */
+static __always_inline int tracked_claim(struct tracked_set *set, u64 key, struct tracked_sock *out)
+{
+	int i = tracked_way(set, key);
+
+	if (i < 0)
+		return 0;
+	i &= TRACKED_WAYS - 1;
+	if (__sync_val_compare_and_swap(&set->key[i], key, key | TRACKED_BUSY) != key)
+		return 0; /* another thread claimed it first */
+	out->family = set->family[i];
+	out->dport = set->dport[i];
+	__builtin_memcpy(out->daddr, &set->daddr[i * 16], 16);
+	__sync_lock_test_and_set(&set->key[i], 0);
+	return 1;
 }
 
 /*
  * The hot-path filter in front of `tracked`: one page of counters, one per
  * hash of a key, each at least the number of tracked sockets whose key
  * hashes there. close() and write() on the whole node check their slot and
- * return when it is 0, without touching the hash map, whose 1 MiB of buckets
- * is cold in a fresh process (a miss cost ~0.5 us after an exec on the test
- * VM; the one page of counters stays cached). A count only goes up when a
- * socket is tracked and only down when its entry is deleted (by a send,
- * a close(), or the agent's sweep of exited processes: connect.bpf.c
+ * return when it is 0, without touching the table, whose sets are cold in
+ * a fresh process (the one page of counters stays cached). A count only
+ * goes up when a socket is tracked and only down when its way is freed (by
+ * a send, a close(), or the agent's sweep of exited processes: connect.bpf.c
  * forget_socket), so it never hides a tracked socket.
  */
 #define FILTER_SLOTS 1024

@@ -4,7 +4,6 @@
 
 #define AF_INET 2
 #define AF_INET6 10
-#define EEXIST 17
 #define EINPROGRESS 115
 
 /* The uapi sockaddr layouts, spelled out so no kernel header is needed. */
@@ -37,15 +36,14 @@ struct connect_call {
 
 BPF_TASK_STORAGE(connect_calls, struct connect_call);
 /*
- * Connected sockets awaiting their first payload, by (process, fd). A plain
- * preallocated hash, not an LRU one: an LRU insert and delete cost ~300 ns
- * more per connection on the test VM (its free lists take locks and shrink).
- * Entries go on the first send, on close(), or, for processes that exit
- * without closing (the kernel closes their fds, no close() runs), in the
- * agent's sweep (forget_socket below). When the table is full a connection
- * is reported but not tracked, counted in tracked_full.
+ * Connected sockets awaiting their first payload, by (process, fd): the
+ * set-associative table of common.bpf.h. Entries go on the first send, on
+ * close(), or, for processes that exit without closing (the kernel closes
+ * their fds, no close() runs), in the agent's sweep (forget_socket below).
+ * When both of a socket's sets are full the connection is reported but not
+ * tracked, counted in tracked_full.
  */
-BPF_TABLE_PUBLIC("hash", u64, struct tracked_sock, tracked, TRACKED_MAX);
+BPF_TABLE_PUBLIC("array", u32, struct tracked_set, tracked, TRACKED_SETS);
 BPF_TABLE_PUBLIC("array", u32, struct tracked_filter, tracked_filter, 1);
 BPF_PERCPU_ARRAY(tracked_full, u64, 1);
 BPF_ARRAY(sweep_key, u64, 1);
@@ -115,6 +113,30 @@ static __always_inline int enter_connect(s32 fd, const void *uaddr, u32 addrlen)
 	return 0;
 }
 
+/* Arm first-payload capture for the socket `call` connected. */
+static __always_inline void track(const struct connect_call *call)
+{
+	struct tracked_sock sock = {.family = call->family, .dport = call->dport};
+	u64 key = sock_key(call->fd);
+	u32 a = tracked_set_a(key), b = tracked_set_b(key), zero = 0;
+	struct tracked_set *set_a = tracked.lookup(&a), *set_b = tracked.lookup(&b);
+	struct tracked_filter *f = tracked_filter.lookup(&zero);
+
+	if (!set_a || !set_b || !f)
+		return;
+	__builtin_memcpy(sock.daddr, call->daddr, 16);
+	/* A connect() again on the same fd overwrites and counts nothing; a new socket counts in the filter. */
+	if (tracked_update(set_a, key, &sock) || tracked_update(set_b, key, &sock))
+		return;
+	if (tracked_insert(set_a, key, &sock) || tracked_insert(set_b, key, &sock)) {
+		__sync_fetch_and_add(&f->count[filter_slot(key)], 1);
+		return;
+	}
+	u64 *full = tracked_full.lookup(&zero);
+	if (full)
+		(*full)++;
+}
+
 static __always_inline int exit_connect(long ret)
 {
 	struct connect_call *call = this_call(0);
@@ -122,24 +144,8 @@ static __always_inline int exit_connect(long ret)
 	if (!call || !call->armed)
 		return 0;
 	call->armed = 0;
-	if (ret == 0 || ret == -EINPROGRESS) {
-		struct tracked_sock sock = {.family = call->family, .dport = call->dport};
-		u64 key = sock_key(call->fd);
-		u32 zero = 0;
-		struct tracked_filter *f = tracked_filter.lookup(&zero);
-		__builtin_memcpy(sock.daddr, call->daddr, 16);
-		/* A new entry counts in the filter; a connect() again on the same fd
-		   (UDP, getaddrinfo's address sorting) overwrites and counts nothing. */
-		int err = tracked.insert(&key, &sock);
-		if (err == 0) {
-			if (f)
-				__sync_fetch_and_add(&f->count[filter_slot(key)], 1);
-		} else if (err != -EEXIST || tracked.update(&key, &sock)) {
-			u64 *full = tracked_full.lookup(&zero);
-			if (full)
-				(*full)++;
-		}
-	}
+	if (ret == 0 || ret == -EINPROGRESS)
+		track(call);
 	struct connect_event *e = events.ringbuf_reserve(sizeof(*e));
 	if (!e) {
 		drop(EVENT_CONNECT);
@@ -156,20 +162,35 @@ static __always_inline int exit_connect(long ret)
 	return 0;
 }
 
+/* Forget `key` in whichever of its sets holds it, and uncount it: 1 when this call removed it. */
+static __always_inline int untrack(u64 key)
+{
+	u32 a = tracked_set_a(key), b = tracked_set_b(key), zero = 0;
+	struct tracked_filter *f = tracked_filter.lookup(&zero);
+	struct tracked_set *set = tracked.lookup(&a);
+
+	if (!f || !set)
+		return 0;
+	if (!tracked_remove(set, key)) {
+		set = tracked.lookup(&b);
+		if (!set || !tracked_remove(set, key))
+			return 0;
+	}
+	__sync_fetch_and_add(&f->count[filter_slot(key)], -1);
+	return 1;
+}
+
 /* A closed fd number is reused for files: forget it so its next write is not a "payload". */
 static __always_inline int enter_close(u32 fd)
 {
 	u64 key = sock_key(fd);
-	u32 zero = 0, slot = filter_slot(key);
+	u32 zero = 0;
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
 
-	/* Every close() on the node lands here: most stop at the filter. Past it
-	   the fd is nearly always the tracked socket: delete at once (a lookup
-	   first would cost a second hash walk on every hit). */
-	if (!f || !f->count[slot])
+	/* Every close() on the node lands here: most stop at the filter. */
+	if (!f || !f->count[filter_slot(key)])
 		return 0;
-	if (tracked.delete(&key) == 0)
-		__sync_fetch_and_add(&f->count[slot], -1);
+	untrack(key);
 	return 0;
 }
 
@@ -198,13 +219,6 @@ int forget_socket(struct __sk_buff *skb)
 {
 	u32 zero = 0;
 	u64 *want = sweep_key.lookup(&zero);
-	struct tracked_filter *f = tracked_filter.lookup(&zero);
 
-	if (!want || !f)
-		return 0;
-	u64 key = *want;
-	if (tracked.delete(&key))
-		return 0;
-	__sync_fetch_and_add(&f->count[filter_slot(key)], -1);
-	return 1;
+	return want ? untrack(*want) : 0;
 }

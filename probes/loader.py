@@ -348,7 +348,8 @@ class Probes:
         """Keys (tgid << 32 | fd) of the sockets awaiting their first payload."""
         if self._connect is None:
             return []
-        return [int(k.value) for k in self._connect[b"tracked"]]
+        busy = 1 << 63  # common.bpf.h TRACKED_BUSY: a way being written or read at this instant
+        return [int(k) & ~busy for ways in self._connect[b"tracked"].values() for k in ways.key if k]
 
     def not_tracked(self) -> int:
         """Connections reported but not tracked for their first payload: the tracked-socket table was full."""

@@ -18,7 +18,7 @@ struct msghdr_user {
 	u64 iovlen;
 };
 
-BPF_TABLE("extern", u64, struct tracked_sock, tracked, TRACKED_MAX);
+BPF_TABLE("extern", u32, struct tracked_set, tracked, TRACKED_SETS);
 BPF_TABLE("extern", u32, struct tracked_filter, tracked_filter, 1);
 
 /* The ring buffer was full: count it (per-CPU slot, no atomics needed). */
@@ -41,25 +41,28 @@ static __always_inline void drop(u32 kind)
 /*
  * The hot path: write() and friends on every fd of every process land here.
  * An fd that connect.bpf.c did not track stops at the filter (common.bpf.h),
- * or, when its slot is shared, after one hash lookup.
- * The one thread whose delete succeeds owns the payload: at most one record
+ * or, when its slot is shared, after a scan of its sets.
+ * The one thread whose claim succeeds owns the payload: at most one record
  * per connection, even when threads race on the same socket. Its record
  * starts with the destination the connect saw; 0 when not ours.
  */
 static __always_inline struct payload_event *claim(u32 fd, u8 syscall)
 {
 	u64 key = sock_key(fd);
-	u32 zero = 0, slot = filter_slot(key);
+	u32 zero = 0, slot = filter_slot(key), a = tracked_set_a(key), b = tracked_set_b(key);
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
+	struct tracked_sock sock;
 
 	if (!f || !f->count[slot])
 		return 0;
-	struct tracked_sock *found = tracked.lookup(&key);
-	if (!found)
+	struct tracked_set *set = tracked.lookup(&a);
+	if (!set)
 		return 0;
-	struct tracked_sock sock = *found;
-	if (tracked.delete(&key))
-		return 0; /* another thread claimed it first */
+	if (!tracked_claim(set, key, &sock)) {
+		set = tracked.lookup(&b);
+		if (!set || !tracked_claim(set, key, &sock))
+			return 0;
+	}
 	__sync_fetch_and_add(&f->count[slot], -1);
 	struct payload_event *e = events.ringbuf_reserve(PAYLOAD_RESERVE);
 	if (!e) {
