@@ -70,7 +70,8 @@ struct exec_event {
 	char args[ARGS_BUF];
 };
 
-/* Only kind, ktime_ns, pid, tgid and comm are read: ppid, uid and cgroup_id are 0 (the exec had them). */
+/* Only kind, pid, tgid and comm are read: ppid, uid and cgroup_id are 0 (the exec had them); ktime_ns is 0
+   from the kernel and the reader's drain time once read (probes/loader.py). */
 struct exit_event {
 	struct event_header hdr;
 };

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -269,18 +270,23 @@ class Probes:
     def start(self, deliver: Callable[[list[bytes]], None], interval_ms: int = POLL_INTERVAL_MS) -> None:
         """Drain the ring buffer every ``interval_ms`` in a thread; ``deliver`` gets each batch, copied."""
         batch: list[bytes] = []
+        drained_at = bytearray(8)  # CLOCK_MONOTONIC ns of this drain, little-endian: exit records' time
 
         def on_record(_ctx: Any, data: Any, size: int) -> int:
             # exec and payload records are reserved at their largest and filled in place: the header's
             # size field (bytes 2-3) says how much is used. A size past the record is left for decode().
             used = int.from_bytes(ct.string_at(data + 2, 2), "little") if size >= 4 else size
-            batch.append(ct.string_at(data, used if 4 <= used <= size else size))
+            record = ct.string_at(data, used if 4 <= used <= size else size)
+            if record[0] == EventKind.EXIT and len(record) >= 16 and not any(record[8:16]):
+                record = record[:8] + drained_at + record[16:]  # the kernel leaves an exit's time to us
+            batch.append(record)
             return 0
 
         self._common[b"events"].open_ring_buffer(on_record)
 
         def run() -> None:
             while not self._stop.wait(interval_ms / 1000):
+                drained_at[:] = time.monotonic_ns().to_bytes(8, "little")
                 self._common.ring_buffer_consume()
                 if batch:
                     records = batch[:]

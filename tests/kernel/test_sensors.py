@@ -138,12 +138,15 @@ def test_failed_exec_reports_nothing(k: Collected) -> None:
 
 
 def test_exit(k: Collected) -> None:
-    """A process's exit is reported once, not once per thread."""
+    """A process's exit is reported once, not once per thread, with the time the reader drained it (the
+    kernel leaves it 0)."""
     code = "import threading; ts = [threading.Thread(target=lambda: None) for _ in range(4)]; [t.start() for t in ts]"
+    started = time.monotonic_ns()
     pid = _run([sys.executable, "-c", code])
     k.settle()
     (event,) = k.find(ExitEvent, lambda e: e.tgid == pid)
     assert event.pid == pid and event.comm == Path(sys.executable).name[:15]  # ppid, uid, cgroup id: 0
+    assert started < event.ktime_ns < time.monotonic_ns()
 
 
 def test_identity_matches_proc_in_a_new_cgroup(k: Collected) -> None:
