@@ -59,20 +59,21 @@ BPF_TABLE("extern", u32, u64, lost, EVENT_KIND_MAX);
  * Connected sockets awaiting their first payload (probes/loader.py passes
  * it: config tracked_sockets), in connect.bpf.c's exported `tracked` map.
  *
- * It is a two-choice set-associative table in an array map, not a hash
- * map: a key lives in one of TRACKED_WAYS ways of one of two sets its hash
- * picks, and each set's keys share one cache line. Every operation is an
- * inlined array lookup, a scan of one or two lines and a compare-and-swap:
- * no helper call, no bucket lock, no free list (a BPF hash map's insert and
- * delete cost ~200 ns more per connection on the test VM). Two choices keep
- * sets from filling before the table does: a key goes to whichever of its
- * sets has a free way.
+ * It is a set-associative table in an array map, not a hash map: a key
+ * lives in one of the TRACKED_WAYS ways of its home set (tracked_home), or,
+ * when that set is full, of a second set (tracked_spill); the home set
+ * counts how many of its keys live elsewhere. A set's keys and that count
+ * share one cache line, so every operation is an inlined array lookup, a
+ * scan of one line (two only while the home set has spilled) and a
+ * compare-and-swap: no helper call, no bucket lock, no free list (a BPF
+ * hash map's insert and delete cost ~200-280 ns more per connection on the
+ * test VM, and looking in both sets always ~50 ns more than the count).
  */
 #ifndef TRACKED_MAX
 #define TRACKED_MAX 16384
 #endif
-#define TRACKED_WAYS 8 /* a power of two: way numbers are masked with TRACKED_WAYS - 1 */
-#define TRACKED_SETS ((TRACKED_MAX + TRACKED_WAYS - 1) / TRACKED_WAYS) /* room for TRACKED_MAX, rounded up to 8 */
+#define TRACKED_WAYS 7 /* and the spill count: 8 words, one cache line */
+#define TRACKED_SETS ((TRACKED_MAX + TRACKED_WAYS - 1) / TRACKED_WAYS) /* room for TRACKED_MAX, rounded up */
 /* A way being written (connect) or read (first payload) holds its key with this bit: no other key,
    which is tgid << 32 | fd with tgid < 2^22, matches it meanwhile. */
 #define TRACKED_BUSY (1ULL << 63)
@@ -86,11 +87,12 @@ struct tracked_sock {
 
 /* Scalar arrays only, no array of structs (bcc cannot describe one to Python: loader.tracked_keys). */
 struct tracked_set {
-	u64 key[TRACKED_WAYS]; /* sock_key(), 0 when the way is free: first, in one cache line */
+	u64 key[TRACKED_WAYS]; /* sock_key(), 0 when the way is free */
+	u64 spilled;           /* keys whose home is this set, living in their spill set */
 	u8 daddr[TRACKED_WAYS * 16];
 	u16 family[TRACKED_WAYS];
 	u16 dport[TRACKED_WAYS];
-	u8 pad[32]; /* 256 bytes: whole cache lines */
+	u8 pad[52]; /* 256 bytes: whole cache lines */
 };
 _Static_assert(sizeof(struct tracked_set) == 256, "a tracked set is 4 cache lines");
 
@@ -100,13 +102,13 @@ static __always_inline u64 sock_key(u32 fd)
 	return (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | fd;
 }
 
-/* The two sets a key may live in (the same one when the table has one set). */
-static __always_inline u32 tracked_set_a(u64 key)
+/* The two sets a key may live in (the same one when the table has one set: then it never spills). */
+static __always_inline u32 tracked_home(u64 key)
 {
 	return (u32)((key * 0x9E3779B97F4A7C15ULL) >> 22) % TRACKED_SETS;
 }
 
-static __always_inline u32 tracked_set_b(u64 key)
+static __always_inline u32 tracked_spill(u64 key)
 {
 	return (u32)(((key ^ (key >> 29)) * 0xBF58476D1CE4E5B9ULL) >> 32) % TRACKED_SETS;
 }
@@ -122,9 +124,10 @@ static __always_inline int tracked_way(const struct tracked_set *set, u64 key)
 }
 
 /* Write `sock` into way i, which holds key | TRACKED_BUSY, then publish the key (a full barrier). */
-static __always_inline void tracked_fill(struct tracked_set *set, int i, u64 key, const struct tracked_sock *sock)
+static __always_inline void tracked_fill(struct tracked_set *set, u32 i, u64 key, const struct tracked_sock *sock)
 {
-	i &= TRACKED_WAYS - 1;
+	if (i >= TRACKED_WAYS)
+		return;
 	set->family[i] = sock->family;
 	set->dport[i] = sock->dport;
 	__builtin_memcpy(&set->daddr[i * 16], sock->daddr, 16);
@@ -134,11 +137,10 @@ static __always_inline void tracked_fill(struct tracked_set *set, int i, u64 key
 /* A connect() again on a socket `set` already tracks (UDP, getaddrinfo's address sorting): new destination. */
 static __always_inline int tracked_update(struct tracked_set *set, u64 key, const struct tracked_sock *sock)
 {
-	int i = tracked_way(set, key);
+	u32 i = tracked_way(set, key);
 
-	if (i < 0)
+	if (i >= TRACKED_WAYS)
 		return 0;
-	i &= TRACKED_WAYS - 1;
 	if (__sync_val_compare_and_swap(&set->key[i], key, key | TRACKED_BUSY) != key)
 		return 0; /* taken meanwhile (a close() on another thread) */
 	tracked_fill(set, i, key, sock);
@@ -161,21 +163,20 @@ static __always_inline int tracked_insert(struct tracked_set *set, u64 key, cons
 /* Forget `key` in `set`: 1 when this call removed it. */
 static __always_inline int tracked_remove(struct tracked_set *set, u64 key)
 {
-	int i = tracked_way(set, key);
+	u32 i = tracked_way(set, key);
 
-	if (i < 0)
+	if (i >= TRACKED_WAYS)
 		return 0;
-	return __sync_val_compare_and_swap(&set->key[i & (TRACKED_WAYS - 1)], key, 0) == key;
+	return __sync_val_compare_and_swap(&set->key[i], key, 0) == key;
 }
 
 /* Forget `key` in `set` and copy out where it went: 1 when this call removed it (it owns the payload). */
 static __always_inline int tracked_claim(struct tracked_set *set, u64 key, struct tracked_sock *out)
 {
-	int i = tracked_way(set, key);
+	u32 i = tracked_way(set, key);
 
-	if (i < 0)
+	if (i >= TRACKED_WAYS)
 		return 0;
-	i &= TRACKED_WAYS - 1;
 	if (__sync_val_compare_and_swap(&set->key[i], key, key | TRACKED_BUSY) != key)
 		return 0; /* another thread claimed it first */
 	out->family = set->family[i];

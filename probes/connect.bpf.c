@@ -118,23 +118,30 @@ static __always_inline void track(const struct connect_call *call)
 {
 	struct tracked_sock sock = {.family = call->family, .dport = call->dport};
 	u64 key = sock_key(call->fd);
-	u32 a = tracked_set_a(key), b = tracked_set_b(key), zero = 0;
-	struct tracked_set *set_a = tracked.lookup(&a), *set_b = tracked.lookup(&b);
+	u32 home = tracked_home(key), spill = tracked_spill(key), zero = 0;
+	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
 
-	if (!set_a || !set_b || !f)
+	if (!h || !o || !f)
 		return;
 	__builtin_memcpy(sock.daddr, call->daddr, 16);
 	/* A connect() again on the same fd overwrites and counts nothing; a new socket counts in the filter. */
-	if (tracked_update(set_a, key, &sock) || tracked_update(set_b, key, &sock))
+	if (tracked_update(h, key, &sock) || (h->spilled && tracked_update(o, key, &sock)))
 		return;
-	if (tracked_insert(set_a, key, &sock) || tracked_insert(set_b, key, &sock)) {
-		__sync_fetch_and_add(&f->count[filter_slot(key)], 1);
-		return;
+	if (tracked_insert(h, key, &sock))
+		goto counted;
+	if (spill != home) {
+		__sync_fetch_and_add(&h->spilled, 1); /* before the key shows there, so no lookup misses it */
+		if (tracked_insert(o, key, &sock))
+			goto counted;
+		__sync_fetch_and_add(&h->spilled, -1);
 	}
 	u64 *full = tracked_full.lookup(&zero);
 	if (full)
 		(*full)++;
+	return;
+counted:
+	__sync_fetch_and_add(&f->count[filter_slot(key)], 1);
 }
 
 static __always_inline int exit_connect(long ret)
@@ -165,16 +172,16 @@ static __always_inline int exit_connect(long ret)
 /* Forget `key` in whichever of its sets holds it, and uncount it: 1 when this call removed it. */
 static __always_inline int untrack(u64 key)
 {
-	u32 a = tracked_set_a(key), b = tracked_set_b(key), zero = 0;
+	u32 home = tracked_home(key), spill = tracked_spill(key), zero = 0;
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
-	struct tracked_set *set = tracked.lookup(&a);
+	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
 
-	if (!f || !set)
+	if (!f || !h || !o)
 		return 0;
-	if (!tracked_remove(set, key)) {
-		set = tracked.lookup(&b);
-		if (!set || !tracked_remove(set, key))
+	if (!tracked_remove(h, key)) {
+		if (!h->spilled || spill == home || !tracked_remove(o, key))
 			return 0;
+		__sync_fetch_and_add(&h->spilled, -1);
 	}
 	__sync_fetch_and_add(&f->count[filter_slot(key)], -1);
 	return 1;

@@ -78,6 +78,18 @@ def filter_slot(tgid: int, fd: int) -> int:
     return ((key * 0x9E3779B97F4A7C15) & _U64) >> 54
 
 
+TRACKED_WAYS = 7  # common.bpf.h: ways per set of the tracked-socket table
+
+
+def tracked_sets(tgid: int, fd: int, tracked_max: int) -> tuple[int, int]:
+    """The home and spill sets of a (process, fd) socket key: common.bpf.h tracked_home(), tracked_spill()."""
+    key = ((tgid << 32) | fd) & _U64
+    sets = -(-tracked_max // TRACKED_WAYS)
+    home = (((key * 0x9E3779B97F4A7C15) & _U64) >> 22) & 0xFFFFFFFF
+    spill = ((((key ^ (key >> 29)) * 0xBF58476D1CE4E5B9) & _U64) >> 32) & 0xFFFFFFFF
+    return home % sets, spill % sets
+
+
 POLL_INTERVAL_MS = 10  # how often the reader drains the ring buffer (records do not wake it)
 TRACKED_MAX = 16384  # connected sockets awaiting their first payload (config tracked_sockets)
 SWEEP_INTERVAL_S = 5.0  # how often the agent forgets tracked sockets of exited processes (Probes.sweep)

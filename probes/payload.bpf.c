@@ -49,19 +49,19 @@ static __always_inline void drop(u32 kind)
 static __always_inline struct payload_event *claim(u32 fd, u8 syscall)
 {
 	u64 key = sock_key(fd);
-	u32 zero = 0, slot = filter_slot(key), a = tracked_set_a(key), b = tracked_set_b(key);
+	u32 zero = 0, slot = filter_slot(key), home = tracked_home(key), spill = tracked_spill(key);
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
 	struct tracked_sock sock;
 
 	if (!f || !f->count[slot])
 		return 0;
-	struct tracked_set *set = tracked.lookup(&a);
-	if (!set)
+	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
+	if (!h || !o)
 		return 0;
-	if (!tracked_claim(set, key, &sock)) {
-		set = tracked.lookup(&b);
-		if (!set || !tracked_claim(set, key, &sock))
+	if (!tracked_claim(h, key, &sock)) {
+		if (!h->spilled || spill == home || !tracked_claim(o, key, &sock))
 			return 0;
+		__sync_fetch_and_add(&h->spilled, -1);
 	}
 	__sync_fetch_and_add(&f->count[slot], -1);
 	struct payload_event *e = events.ringbuf_reserve(PAYLOAD_RESERVE);
