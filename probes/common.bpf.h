@@ -102,15 +102,19 @@ static __always_inline u64 sock_key(u32 fd)
 	return (bpf_get_current_pid_tgid() & 0xFFFFFFFF00000000ULL) | fd;
 }
 
-/* The two sets a key may live in (the same one when the table has one set: then it never spills). */
+/*
+ * The two sets a key may live in (the same one when the table has one set:
+ * then it never spills). A 32-bit hash times the set count, high half: a
+ * set number without a division (Lemire's multiply-shift range reduction).
+ */
 static __always_inline u32 tracked_home(u64 key)
 {
-	return (u32)((key * 0x9E3779B97F4A7C15ULL) >> 22) % TRACKED_SETS;
+	return (((key * 0x9E3779B97F4A7C15ULL) >> 22 & 0xFFFFFFFFULL) * TRACKED_SETS) >> 32;
 }
 
 static __always_inline u32 tracked_spill(u64 key)
 {
-	return (u32)(((key ^ (key >> 29)) * 0xBF58476D1CE4E5B9ULL) >> 32) % TRACKED_SETS;
+	return (((key ^ (key >> 29)) * 0xBF58476D1CE4E5B9ULL >> 32) * TRACKED_SETS) >> 32;
 }
 
 /* The way of `set` holding `key`, or -1. */

@@ -86,8 +86,8 @@ def tracked_sets(tgid: int, fd: int, tracked_max: int) -> tuple[int, int]:
     key = ((tgid << 32) | fd) & _U64
     sets = -(-tracked_max // TRACKED_WAYS)
     home = (((key * 0x9E3779B97F4A7C15) & _U64) >> 22) & 0xFFFFFFFF
-    spill = ((((key ^ (key >> 29)) * 0xBF58476D1CE4E5B9) & _U64) >> 32) & 0xFFFFFFFF
-    return home % sets, spill % sets
+    spill = (((key ^ (key >> 29)) * 0xBF58476D1CE4E5B9) & _U64) >> 32
+    return (home * sets) >> 32, (spill * sets) >> 32
 
 
 POLL_INTERVAL_MS = 10  # how often the reader drains the ring buffer (records do not wake it)

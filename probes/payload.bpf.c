@@ -49,12 +49,13 @@ static __always_inline void drop(u32 kind)
 static __always_inline struct payload_event *claim(u32 fd, u8 syscall)
 {
 	u64 key = sock_key(fd);
-	u32 zero = 0, slot = filter_slot(key), home = tracked_home(key), spill = tracked_spill(key);
+	u32 zero = 0, slot = filter_slot(key);
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
 	struct tracked_sock sock;
 
 	if (!f || !f->count[slot])
 		return 0;
+	u32 home = tracked_home(key), spill = tracked_spill(key);
 	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
 	if (!h || !o)
 		return 0;
