@@ -164,32 +164,6 @@ static __always_inline int tracked_insert(struct tracked_set *set, u64 key, cons
 	return 0;
 }
 
-/* Forget `key` in `set`: 1 when this call removed it. */
-static __always_inline int tracked_remove(struct tracked_set *set, u64 key)
-{
-	u32 i = tracked_way(set, key);
-
-	if (i >= TRACKED_WAYS)
-		return 0;
-	return __sync_val_compare_and_swap(&set->key[i], key, 0) == key;
-}
-
-/* Forget `key` in `set` and copy out where it went: 1 when this call removed it (it owns the payload). */
-static __always_inline int tracked_claim(struct tracked_set *set, u64 key, struct tracked_sock *out)
-{
-	u32 i = tracked_way(set, key);
-
-	if (i >= TRACKED_WAYS)
-		return 0;
-	if (__sync_val_compare_and_swap(&set->key[i], key, key | TRACKED_BUSY) != key)
-		return 0; /* another thread claimed it first */
-	out->family = set->family[i];
-	out->dport = set->dport[i];
-	__builtin_memcpy(out->daddr, &set->daddr[i * 16], 16);
-	__sync_lock_test_and_set(&set->key[i], 0);
-	return 1;
-}
-
 /*
  * The hot-path filter in front of `tracked`: one page of counters, one per
  * hash of a key, each at least the number of tracked sockets whose key
@@ -209,6 +183,46 @@ struct tracked_filter {
 static __always_inline u32 filter_slot(u64 key)
 {
 	return (u32)((key * 0x9E3779B97F4A7C15ULL) >> 54) & (FILTER_SLOTS - 1); /* Fibonacci hash, top 10 bits */
+}
+
+/*
+ * Free `key`'s way in `set`: 1 when this call freed it. With `out`, copy
+ * where the socket went first, holding the way busy meanwhile (the first
+ * payload owns it); without, one compare-and-swap (close(), the sweep).
+ */
+static __always_inline int tracked_take_way(struct tracked_set *set, u64 key, struct tracked_sock *out)
+{
+	u32 i = tracked_way(set, key);
+
+	if (i >= TRACKED_WAYS)
+		return 0;
+	if (!out)
+		return __sync_val_compare_and_swap(&set->key[i], key, 0) == key;
+	if (__sync_val_compare_and_swap(&set->key[i], key, key | TRACKED_BUSY) != key)
+		return 0; /* another thread took it first */
+	out->family = set->family[i];
+	out->dport = set->dport[i];
+	__builtin_memcpy(out->daddr, &set->daddr[i * 16], 16);
+	__sync_lock_test_and_set(&set->key[i], 0);
+	return 1;
+}
+
+/*
+ * Forget `key` in its home set `home`, or, after a spill, in its spill set
+ * `spill`, and uncount it in the filter `f`: 1 when this call took it. The
+ * callers look the sets up (bcc rewrites map calls only in a sensor's own
+ * file): connect.bpf.c untrack() and payload.bpf.c claim().
+ */
+static __always_inline int tracked_take(struct tracked_set *home, struct tracked_set *spill,
+					struct tracked_filter *f, u64 key, struct tracked_sock *out)
+{
+	if (!tracked_take_way(home, key, out)) {
+		if (!home->spilled || spill == home || !tracked_take_way(spill, key, out))
+			return 0;
+		__sync_fetch_and_add(&home->spilled, -1);
+	}
+	__sync_fetch_and_add(&f->count[filter_slot(key)], -1);
+	return 1;
 }
 
 /*

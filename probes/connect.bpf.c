@@ -176,15 +176,7 @@ static __always_inline int untrack(u64 key)
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
 	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
 
-	if (!f || !h || !o)
-		return 0;
-	if (!tracked_remove(h, key)) {
-		if (!h->spilled || spill == home || !tracked_remove(o, key))
-			return 0;
-		__sync_fetch_and_add(&h->spilled, -1);
-	}
-	__sync_fetch_and_add(&f->count[filter_slot(key)], -1);
-	return 1;
+	return f && h && o ? tracked_take(h, o, f, key, 0) : 0;
 }
 
 /* A closed fd number is reused for files: forget it so its next write is not a "payload". */

@@ -57,14 +57,8 @@ static __always_inline struct payload_event *claim(u32 fd, u8 syscall)
 		return 0;
 	u32 home = tracked_home(key), spill = tracked_spill(key);
 	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
-	if (!h || !o)
+	if (!h || !o || !tracked_take(h, o, f, key, &sock))
 		return 0;
-	if (!tracked_claim(h, key, &sock)) {
-		if (!h->spilled || spill == home || !tracked_claim(o, key, &sock))
-			return 0;
-		__sync_fetch_and_add(&h->spilled, -1);
-	}
-	__sync_fetch_and_add(&f->count[slot], -1);
 	struct payload_event *e = events.ringbuf_reserve(PAYLOAD_RESERVE);
 	if (!e) {
 		drop(EVENT_PAYLOAD);
