@@ -39,13 +39,16 @@ def test_parse_cmdline_and_uid_and_cgroup() -> None:
 
 def test_snapshot_of_a_live_child() -> None:
     """A snapshot reads the real argv, parent, uid and exe of a running process."""
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "marker-arg"])
+    code = "import time; print('up', flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code, "marker-arg"], stdout=subprocess.PIPE)
     try:
+        assert child.stdout is not None
+        child.stdout.readline()  # past its exec: before, /proc shows the forked test process's argv, or none
         snap = procfs.snapshot(child.pid, CgroupResolver(find_cgroup2_mount()))
         assert snap is not None
         assert snap.args[-1] == "marker-arg" and snap.ppid == os.getpid() and snap.uid == os.getuid()
         assert snap.exe == os.path.realpath(sys.executable)
     finally:
         child.kill()
-        child.wait()
+        child.communicate()  # reaps it and closes its pipe
     assert procfs.snapshot(child.pid, CgroupResolver(None)) is None
