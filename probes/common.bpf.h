@@ -34,9 +34,28 @@ BPF_TABLE("extern", u32, u64, lost, EVENT_KIND_MAX);
  * Records are submitted without waking the reader: a wakeup is an irq_work
  * (an IPI, a VM exit under virtualisation) that cost ~20 us per record on
  * the test VM, 300x an empty program. The reader drains the ring buffer on
- * a short timer instead (probes/loader.py POLL_INTERVAL_MS).
+ * a short timer instead (probes/loader.py POLL_INTERVAL_MS). Only the one
+ * record that fills the ring past half wakes it at once, so a burst is
+ * drained before the ring is full and its records are not lost (one wakeup
+ * per half ring: a few ns a record even when records fill the ring faster
+ * than the timer drains it).
+ *
+ * bcc has no method for bpf_ringbuf_query(): the loader passes the shared
+ * ring buffer's map fd (EVENTS_MAP_FD) and its size in pages.
  */
-#define SUBMIT_FLAGS BPF_RB_NO_WAKEUP
+#if !(defined(EVENTS_MAP_FD) && defined(RINGBUF_PAGES))
+#error "the sensors need the shared ring buffer's fd and size (probes/loader.py)"
+#endif
+#define RINGBUF_HALF ((u64)RINGBUF_PAGES * PAGE_SIZE / 2)
+
+/* Submit flags for a record of `reserved` bytes just reserved: wake the reader when it crossed half the ring. */
+static __always_inline u64 submit_flags(u64 reserved)
+{
+	u64 used = bpf_ringbuf_query((void *)bpf_pseudo_fd(1, EVENTS_MAP_FD), BPF_RB_AVAIL_DATA);
+
+	/* used counts this record, with its 8-byte header and padding to 8 */
+	return used >= RINGBUF_HALF && used < RINGBUF_HALF + reserved + 16 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
 
 #define barrier_var(var) asm volatile("" : "+r"(var))
 

@@ -165,7 +165,7 @@ static __always_inline int exit_connect(long ret)
 	e->dport = call->dport;
 	e->reserved = 0;
 	__builtin_memcpy(e->daddr, call->daddr, 16);
-	events.ringbuf_submit(e, SUBMIT_FLAGS);
+	events.ringbuf_submit(e, submit_flags(sizeof(*e)));
 	return 0;
 }
 

@@ -36,7 +36,7 @@ static __always_inline void send_exec(const void *filename, unsigned long start,
 	e->args_total = total;
 	fill_header(&e->hdr, EVENT_EXEC, flags, __builtin_offsetof(struct exec_event, args) + len);
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
-	events.ringbuf_submit(e, SUBMIT_FLAGS);
+	events.ringbuf_submit(e, submit_flags(__builtin_offsetof(struct exec_event, args) + cap));
 }
 
 /*
@@ -95,6 +95,6 @@ int on_sched_exit(struct tracepoint__sched__sched_process_exit *args)
 		return 0;
 	}
 	fill_exit_header(&e->hdr);
-	events.ringbuf_submit(e, SUBMIT_FLAGS);
+	events.ringbuf_submit(e, submit_flags(sizeof(*e)));
 	return 0;
 }

@@ -14,6 +14,7 @@ import ctypes.util
 import logging
 import os
 import re
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -90,7 +91,7 @@ def tracked_sets(tgid: int, fd: int, tracked_max: int) -> tuple[int, int]:
     return (home * sets) >> 32, (spill * sets) >> 32
 
 
-POLL_INTERVAL_MS = 10  # how often the reader drains the ring buffer (records do not wake it)
+POLL_INTERVAL_MS = 10  # how often the reader drains the ring buffer (only a ring half full wakes it sooner)
 TRACKED_MAX = 16384  # connected sockets awaiting their first payload (config tracked_sockets)
 SWEEP_INTERVAL_S = 5.0  # how often the agent forgets tracked sockets of exited processes (Probes.sweep)
 
@@ -245,6 +246,7 @@ class Probes:
         except Exception as exc:
             raise ProbeError(f"common.bpf.c: cannot compile the shared maps: {exc}") from exc
         self._bpf.append(self._common)
+        flags.append(f"-DEVENTS_MAP_FD={self._common[b'events'].map_fd}")  # common.bpf.h submit_flags()
         for sensor in SENSORS:
             status = SensorStatus(sensor.name)
             self.status.append(status)
@@ -280,9 +282,9 @@ class Probes:
         release_compiler_memory()
 
     def start(self, deliver: Callable[[list[bytes]], None], interval_ms: int = POLL_INTERVAL_MS) -> None:
-        """Drain the ring buffer every ``interval_ms`` in a thread; ``deliver`` gets each batch, copied."""
+        """Drain the ring buffer in a thread every ``interval_ms``, or as soon as the ring is half full;
+        ``deliver`` gets each batch, copied."""
         batch: list[bytes] = []
-        drained_at = bytearray(8)  # CLOCK_MONOTONIC ns of this drain, little-endian: exit records' time
 
         def on_record(_ctx: Any, data: Any, size: int) -> int:
             # exec and payload records are reserved at their largest and filled in place: the header's
@@ -290,20 +292,29 @@ class Probes:
             used = int.from_bytes(ct.string_at(data + 2, 2), "little") if size >= 4 else size
             record = ct.string_at(data, used if 4 <= used <= size else size)
             if record[0] == EventKind.EXIT and len(record) >= 16 and not any(record[8:16]):
-                record = record[:8] + drained_at + record[16:]  # the kernel leaves an exit's time to us
+                # the kernel leaves an exit's time to us: now, CLOCK_MONOTONIC, as bpf_ktime_get_ns()
+                record = record[:8] + time.monotonic_ns().to_bytes(8, "little") + record[16:]
             batch.append(record)
             return 0
 
         self._common[b"events"].open_ring_buffer(on_record)
 
+        # Edge-triggered: a wait ends at the timer or at a wakeup (a record that filled the ring past
+        # half), not whenever the ring holds a record, so records are drained in batches.
+        wakeups = select.epoll()
+        wakeups.register(self._common[b"events"].map_fd, select.EPOLLIN | select.EPOLLET)
+
         def run() -> None:
-            while not self._stop.wait(interval_ms / 1000):
-                drained_at[:] = time.monotonic_ns().to_bytes(8, "little")
-                self._common.ring_buffer_consume()
-                if batch:
-                    records = batch[:]
-                    batch.clear()
-                    deliver(records)
+            try:
+                while not self._stop.is_set():
+                    wakeups.poll(interval_ms / 1000)
+                    self._common.ring_buffer_consume()
+                    if batch:
+                        records = batch[:]
+                        batch.clear()
+                        deliver(records)
+            finally:
+                wakeups.close()
 
         self._thread = threading.Thread(target=run, name="coalmine-ringbuf", daemon=True)
         self._thread.start()

@@ -81,7 +81,7 @@ static __always_inline void emit(struct payload_event *e, u32 captured, u64 tota
 	e->data_len = captured;
 	e->len_raw = total > 0xFFFFFFFFULL ? 0xFFFFFFFF : total;
 	fill_header(&e->hdr, EVENT_PAYLOAD, total > captured ? PAYLOAD_TRUNCATED : 0, size);
-	events.ringbuf_submit(e, SUBMIT_FLAGS);
+	events.ringbuf_submit(e, submit_flags(PAYLOAD_RESERVE));
 }
 
 static __always_inline int send_flat(u32 fd, const void *buf, u64 count, u8 syscall)
