@@ -48,7 +48,7 @@ struct event_header {
 	__u8 flags;
 	__u16 size;      /* bytes of this record, header included */
 	__u32 reserved;
-	__u64 ktime_ns;  /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 ktime_ns;  /* bpf_jiffies64() from the kernel; CLOCK_MONOTONIC ns once read (probes/loader.py) */
 	__u32 pid;       /* thread id, initial pid namespace */
 	__u32 tgid;      /* process id, initial pid namespace */
 	__u32 ppid;      /* real_parent->tgid, 0 when unknown */
@@ -70,8 +70,7 @@ struct exec_event {
 	char args[ARGS_BUF];
 };
 
-/* Only kind, pid, tgid and comm are read: ppid, uid and cgroup_id are 0 (the exec had them); ktime_ns is 0
-   from the kernel and the reader's drain time once read (probes/loader.py). */
+/* Only kind, pid, tgid, comm and the time are read: ppid, uid and cgroup_id are 0 (the exec had them). */
 struct exit_event {
 	struct event_header hdr;
 };

@@ -203,6 +203,50 @@ class _ProgramRunner:
         return int(opts.retval)
 
 
+KNOWN_HZ = (100, 250, 300, 1000)  # CONFIG_HZ choices on x86 and arm64
+
+
+def snap_hz(jiffies: int, ns: int) -> int:
+    """CONFIG_HZ from ``jiffies`` counted over ``ns``: the nearest of KNOWN_HZ within 2%, else the rate rounded."""
+    rate = jiffies * 1e9 / ns
+    nearest = min(KNOWN_HZ, key=lambda hz: abs(hz - rate))
+    return nearest if abs(nearest - rate) <= 0.02 * nearest else max(1, round(rate))
+
+
+class JiffyClock:
+    """Turns the jiffies the probes stamp records with (common.bpf.h: bpf_jiffies64()) into CLOCK_MONOTONIC ns.
+
+    Jiffy j began at base_ns + j * tick_ns (the kernel advances jiffies by exactly one tick of
+    CLOCK_MONOTONIC each). base_ns comes from a sample taken just after a tick (an edge), HZ from two
+    edges seconds apart. A record gets the start of its tick: at most one tick (4 ms at HZ=250) before
+    the event. Times are made strictly increasing in ring order (1 ns after the previous record's when
+    the tick is the same), so that they, and the alert ids made from them, stay unique.
+    """
+
+    def __init__(self, hz: int, base_ns: int) -> None:
+        self.hz = hz
+        self.tick_ns = (10**9 + hz // 2) // hz  # the kernel's TICK_NSEC
+        self.base_ns = base_ns
+        self._last = 0
+
+    @classmethod
+    def from_edges(cls, first: tuple[int, int], last: tuple[int, int]) -> JiffyClock:
+        """From two (jiffies, ns) samples, each taken just after a tick, ``last`` the later."""
+        (j0, ns0), (j1, ns1) = first, last
+        if j1 <= j0 or ns1 <= ns0:
+            raise ProbeError(f"jiffies did not advance between {first} and {last}: cannot time records")
+        hz = snap_hz(j1 - j0, ns1 - ns0)
+        return cls(hz, ns1 - j1 * ((10**9 + hz // 2) // hz))
+
+    def ns(self, jiffies: int) -> int:
+        """CLOCK_MONOTONIC ns of a record stamped ``jiffies``, strictly after the previous record's."""
+        t = self.base_ns + jiffies * self.tick_ns
+        if t <= self._last:
+            t = self._last + 1
+        self._last = t
+        return t
+
+
 class Probes:
     """The loaded sensors and the ring-buffer reader thread."""
 
@@ -220,6 +264,8 @@ class Probes:
         self._hooks: list[tuple[Any, str, str]] = []  # (bpf, tracepoint, function) attached
         self._attached = False
         self._common: Any = None
+        self.clock: JiffyClock | None = None  # set by load()
+        self._sample_clocks: _ProgramRunner | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -247,53 +293,84 @@ class Probes:
             raise ProbeError(f"common.bpf.c: cannot compile the shared maps: {exc}") from exc
         self._bpf.append(self._common)
         flags.append(f"-DEVENTS_MAP_FD={self._common[b'events'].map_fd}")  # common.bpf.h submit_flags()
+        try:
+            self._sample_clocks = _ProgramRunner(self._common.load_func(b"sample_clocks", BPF.SOCKET_FILTER).fd)
+            first_edge = self._tick_edge()
+        except Exception as exc:
+            self.close()
+            raise ProbeError(f"common.bpf.c: cannot pair jiffies with CLOCK_MONOTONIC: {exc}") from exc
         for sensor in SENSORS:
             status = SensorStatus(sensor.name)
             self.status.append(status)
-            try:
-                bpf = BPF(src_file=bytes(PROBES_DIR / sensor.source), cflags=flags)
-            except Exception as exc:
-                status.error = f"{sensor.source}: compile or load failed: {exc}"
-                break
-            self._bpf.append(bpf)
-            for tp, fn in sensor.hooks:
-                try:
-                    bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
-                except Exception as exc:
-                    status.error = f"{tp} ({fn}): attach failed: {exc}"
-                    break
-                status.attached.append(tp)
-                self._hooks.append((bpf, tp, fn))
+            self._load_sensor(BPF, sensor, flags, status)
             if status.error:
                 break
-            if sensor.name == "connect":
-                try:
-                    fn = bpf.load_func(b"forget_socket", BPF.SOCKET_FILTER)
-                    self._forget = _ProgramRunner(fn.fd)
-                except Exception as exc:
-                    status.error = f"{sensor.source}: cannot load the socket sweep (forget_socket): {exc}"
-                    break
-                self._connect = bpf
         failed = next((s for s in self.status if s.error), None)
         if failed:
             self.close()
             raise ProbeError(f"sensor {failed.name}: {failed.error}")
+        time.sleep(max(0.0, 0.5 - (time.monotonic_ns() - first_edge[1]) / 1e9))  # HZ from edges >= 0.5 s apart
+        self.clock = JiffyClock.from_edges(first_edge, self._tick_edge())
         self._attached = True
         release_compiler_memory()
+
+    def _load_sensor(self, BPF: Any, sensor: Sensor, flags: list[str], status: SensorStatus) -> None:
+        """Compile one sensor and attach its hooks; a failure goes in ``status.error``."""
+        try:
+            bpf = BPF(src_file=bytes(PROBES_DIR / sensor.source), cflags=flags)
+        except Exception as exc:
+            status.error = f"{sensor.source}: compile or load failed: {exc}"
+            return
+        self._bpf.append(bpf)
+        for tp, fn in sensor.hooks:
+            try:
+                bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
+            except Exception as exc:
+                status.error = f"{tp} ({fn}): attach failed: {exc}"
+                return
+            status.attached.append(tp)
+            self._hooks.append((bpf, tp, fn))
+        if sensor.name == "connect":
+            try:
+                self._forget = _ProgramRunner(bpf.load_func(b"forget_socket", BPF.SOCKET_FILTER).fd)
+            except Exception as exc:
+                status.error = f"{sensor.source}: cannot load the socket sweep (forget_socket): {exc}"
+                return
+            self._connect = bpf
+
+    def _tick_edge(self) -> tuple[int, int]:
+        """(jiffies, CLOCK_MONOTONIC ns) sampled just after a timer tick: samples until jiffies change."""
+        assert self._sample_clocks is not None
+        pair = self._common[b"clock_pair"]
+
+        def sample() -> tuple[int, int]:
+            self._sample_clocks()  # type: ignore[misc]
+            return int(pair[ct.c_int(0)].value), int(pair[ct.c_int(1)].value)
+
+        before, _ = sample()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            jiffies, ns = sample()
+            if jiffies != before:
+                return jiffies, ns
+        raise ProbeError("jiffies did not advance in 1 s")
 
     def start(self, deliver: Callable[[list[bytes]], None], interval_ms: int = POLL_INTERVAL_MS) -> None:
         """Drain the ring buffer in a thread every ``interval_ms``, or as soon as the ring is half full;
         ``deliver`` gets each batch, copied."""
         batch: list[bytes] = []
+        clock = self.clock
+        if clock is None:
+            raise ProbeError("start() needs the probes loaded: call load() first")
 
         def on_record(_ctx: Any, data: Any, size: int) -> int:
             # exec and payload records are reserved at their largest and filled in place: the header's
             # size field (bytes 2-3) says how much is used. A size past the record is left for decode().
             used = int.from_bytes(ct.string_at(data + 2, 2), "little") if size >= 4 else size
             record = ct.string_at(data, used if 4 <= used <= size else size)
-            if record[0] == EventKind.EXIT and len(record) >= 16 and not any(record[8:16]):
-                # the kernel leaves an exit's time to us: now, CLOCK_MONOTONIC, as bpf_ktime_get_ns()
-                record = record[:8] + time.monotonic_ns().to_bytes(8, "little") + record[16:]
+            if len(record) >= 16:  # the kernel's jiffies to CLOCK_MONOTONIC ns (JiffyClock)
+                ns = clock.ns(int.from_bytes(record[8:16], "little"))
+                record = record[:8] + ns.to_bytes(8, "little") + record[16:]
             batch.append(record)
             return 0
 
@@ -398,5 +475,6 @@ class Probes:
         self._bpf.clear()
         self._hooks.clear()
         self._common = None
+        self._sample_clocks = None
         self._connect = None
         self._forget = None

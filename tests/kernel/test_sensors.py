@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import errno
+import gzip
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -138,15 +140,46 @@ def test_failed_exec_reports_nothing(k: Collected) -> None:
 
 
 def test_exit(k: Collected) -> None:
-    """A process's exit is reported once, not once per thread, with the time the reader drained it (the
-    kernel leaves it 0)."""
+    """A process's exit is reported once, not once per thread, with its time: the kernel's jiffies as
+    CLOCK_MONOTONIC, at most one tick early."""
     code = "import threading; ts = [threading.Thread(target=lambda: None) for _ in range(4)]; [t.start() for t in ts]"
     started = time.monotonic_ns()
     pid = _run([sys.executable, "-c", code])
     k.settle()
     (event,) = k.find(ExitEvent, lambda e: e.tgid == pid)
     assert event.pid == pid and event.comm == Path(sys.executable).name[:15]  # ppid, uid, cgroup id: 0
-    assert started < event.ktime_ns < time.monotonic_ns()
+    assert k.probes.clock is not None
+    assert started - k.probes.clock.tick_ns < event.ktime_ns < time.monotonic_ns()
+
+
+def test_record_times_are_the_kernels_ticks(k: Collected) -> None:
+    """Records carry jiffies; the reader's clock puts each at the start of its tick: it agrees with the
+    kernel's own report of jiffies and time (/proc/timer_list) and CONFIG_HZ, and a connect's time falls
+    between the clock read before it, less one tick, and the clock read after it."""
+    clock = k.probes.clock
+    assert clock is not None
+    text = Path("/proc/timer_list").read_text()
+    now_match = re.search(r"^now at (\d+) nsecs", text, re.M)
+    jiffies_match = re.search(r"^jiffies: (\d+)", text, re.M)
+    assert now_match and jiffies_match
+    tick_start = clock.base_ns + int(jiffies_match.group(1)) * clock.tick_ns
+    assert tick_start - clock.tick_ns <= int(now_match.group(1)) < tick_start + clock.tick_ns
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            hz = next((line.split("=")[1] for line in f if line.startswith("CONFIG_HZ=")), None)
+    except OSError:
+        hz = None  # no IKCONFIG: timer_list above checks the rate
+    if hz is not None:
+        assert clock.hz == int(hz)
+    fresh = socket.socket()  # a port no other connection used
+    fresh.bind(("127.0.0.1", 0))
+    fresh.listen()
+    before = time.monotonic_ns()
+    with socket.create_connection(fresh.getsockname()):
+        after = time.monotonic_ns()
+        (event,) = k.find(ConnectEvent, lambda e: e.tgid == os.getpid() and e.dport == fresh.getsockname()[1])
+    fresh.close()
+    assert before - clock.tick_ns <= event.ktime_ns <= after
 
 
 def test_identity_matches_proc_in_a_new_cgroup(k: Collected) -> None:
@@ -190,13 +223,16 @@ def test_connect_ipv4_ipv6_and_errors(k: Collected, server: socket.socket) -> No
         (event,) = k.find(ConnectEvent, lambda e: e.tgid == me and e.dport == port6)
         assert (event.family, event.daddr) == ("ipv6", "::1")
     srv6.close()
+    fresh = socket.socket()  # a port of its own: the fd number of the first connection may be reused
+    fresh.bind(("127.0.0.1", 0))
+    fresh.listen()
     nb = socket.socket()
     nb.setblocking(False)
-    t0 = time.monotonic_ns()  # CLOCK_MONOTONIC, as the records' ktime: the fd number may be reused
-    nb.connect_ex(("127.0.0.1", port))
-    (event,) = k.find(ConnectEvent, lambda e: e.ktime_ns > t0 and e.tgid == me and e.dport == port)
+    nb.connect_ex(fresh.getsockname())
+    (event,) = k.find(ConnectEvent, lambda e: e.tgid == me and e.dport == fresh.getsockname()[1])
     assert event.started and event.ret_raw in (0, -errno.EINPROGRESS)
     nb.close()
+    fresh.close()
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     dead_port = closed.getsockname()[1]
