@@ -213,6 +213,11 @@ def snap_hz(jiffies: int, ns: int) -> int:
     return nearest if abs(nearest - rate) <= 0.02 * nearest else max(1, round(rate))
 
 
+def tick_ns(hz: int) -> int:
+    """ns per jiffy at ``hz``, rounded as the kernel's TICK_NSEC."""
+    return (10**9 + hz // 2) // hz
+
+
 class JiffyClock:
     """Turns the jiffies the probes stamp records with (common.bpf.h: bpf_jiffies64()) into CLOCK_MONOTONIC ns.
 
@@ -225,7 +230,7 @@ class JiffyClock:
 
     def __init__(self, hz: int, base_ns: int) -> None:
         self.hz = hz
-        self.tick_ns = (10**9 + hz // 2) // hz  # the kernel's TICK_NSEC
+        self.tick_ns = tick_ns(hz)
         self.base_ns = base_ns
         self._last = 0
 
@@ -236,7 +241,7 @@ class JiffyClock:
         if j1 <= j0 or ns1 <= ns0:
             raise ProbeError(f"jiffies did not advance between {first} and {last}: cannot time records")
         hz = snap_hz(j1 - j0, ns1 - ns0)
-        return cls(hz, ns1 - j1 * ((10**9 + hz // 2) // hz))
+        return cls(hz, ns1 - j1 * tick_ns(hz))
 
     def ns(self, jiffies: int) -> int:
         """CLOCK_MONOTONIC ns of a record stamped ``jiffies``, strictly after the previous record's."""
@@ -265,7 +270,6 @@ class Probes:
         self._attached = False
         self._common: Any = None
         self.clock: JiffyClock | None = None  # set by load()
-        self._sample_clocks: _ProgramRunner | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -294,8 +298,8 @@ class Probes:
         self._bpf.append(self._common)
         flags.append(f"-DEVENTS_MAP_FD={self._common[b'events'].map_fd}")  # common.bpf.h submit_flags()
         try:
-            self._sample_clocks = _ProgramRunner(self._common.load_func(b"sample_clocks", BPF.SOCKET_FILTER).fd)
-            first_edge = self._tick_edge()
+            sample_clocks = _ProgramRunner(self._common.load_func(b"sample_clocks", BPF.SOCKET_FILTER).fd)
+            first_edge = self._tick_edge(sample_clocks)
         except Exception as exc:
             self.close()
             raise ProbeError(f"common.bpf.c: cannot pair jiffies with CLOCK_MONOTONIC: {exc}") from exc
@@ -310,7 +314,7 @@ class Probes:
             self.close()
             raise ProbeError(f"sensor {failed.name}: {failed.error}")
         time.sleep(max(0.0, 0.5 - (time.monotonic_ns() - first_edge[1]) / 1e9))  # HZ from edges >= 0.5 s apart
-        self.clock = JiffyClock.from_edges(first_edge, self._tick_edge())
+        self.clock = JiffyClock.from_edges(first_edge, self._tick_edge(sample_clocks))
         self._attached = True
         release_compiler_memory()
 
@@ -338,13 +342,13 @@ class Probes:
                 return
             self._connect = bpf
 
-    def _tick_edge(self) -> tuple[int, int]:
-        """(jiffies, CLOCK_MONOTONIC ns) sampled just after a timer tick: samples until jiffies change."""
-        assert self._sample_clocks is not None
+    def _tick_edge(self, sample_clocks: _ProgramRunner) -> tuple[int, int]:
+        """(jiffies, CLOCK_MONOTONIC ns) sampled just after a timer tick: runs ``sample_clocks`` (common.bpf.c)
+        until jiffies change."""
         pair = self._common[b"clock_pair"]
 
         def sample() -> tuple[int, int]:
-            self._sample_clocks()  # type: ignore[misc]
+            sample_clocks()
             return int(pair[ct.c_int(0)].value), int(pair[ct.c_int(1)].value)
 
         before, _ = sample()
@@ -475,6 +479,5 @@ class Probes:
         self._bpf.clear()
         self._hooks.clear()
         self._common = None
-        self._sample_clocks = None
         self._connect = None
         self._forget = None
