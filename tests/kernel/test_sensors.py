@@ -284,6 +284,20 @@ def test_first_payload_once_per_connection(k: Collected, server: socket.socket, 
     assert (event.data, event.syscall, event.daddr, event.truncated) == (first, syscall, "127.0.0.1", False)
 
 
+@pytest.mark.parametrize("syscall", ["write", "sendto"])
+@pytest.mark.parametrize("size", [1, 63, 64, 65, 127, 128, 129, 255, 256, 257])
+def test_flat_payload_whole_at_every_record_size(k: Collected, server: socket.socket, syscall: str, size: int) -> None:
+    """A flat send is reserved at a size class (64, 128, 256 bytes of data): a payload of any length,
+    either side of each boundary, comes whole up to 256 bytes, and longer ones keep their first 256."""
+    port = server.getsockname()[1]
+    data = bytes((i * 7 + size) % 251 + 1 for i in range(size))
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        fd = c.fileno()
+        SENDERS[syscall](c, data)
+        (event,) = k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.fd == fd and e.dport == port)
+    assert (event.data, event.len_raw, event.truncated) == (data[:256], size, size > 256)
+
+
 def test_large_payload_is_truncated(k: Collected, server: socket.socket) -> None:
     """A send larger than the capture limit keeps its head and its real length."""
     port = server.getsockname()[1]
