@@ -101,7 +101,7 @@ class Floor:
             subprocess.run(argv, check=True, capture_output=True)
             after = spans[ct.c_uint32(0)]
             s1, c1 = sum(v.sum_ns for v in after), sum(v.count for v in after)
-            return (s1 - s0) / max(c1 - c0, 1)
+            return float((s1 - s0) / max(c1 - c0, 1))
 
         try:
             passes = [
@@ -230,22 +230,24 @@ def agent_pairs(exe: Path, rounds: int) -> dict[str, list[tuple[float, float]]]:
     return pairs
 
 
-def hook_call_cost(exe: Path, floor: Floor, alternations: int, op: str = "close_badfd") -> float:
-    """ns the floor adds to one syscall in a tight loop, floor on vs off, alternating: close(-1), a hooked
-    call with an empty program; getppid(), a syscall no program hooks, which still takes the kernel's
-    traced-syscall path once any syscall tracepoint has a program."""
-    diffs = []
-    argv = ["taskset", "-c", WORKLOAD_CPU, str(exe), op, "300000"]
-    for i in range(alternations):
-        pair = {}
-        for on in (False, True) if i % 2 else (True, False):
-            if on:
-                with floor:
-                    pair[on] = float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()[0])
-            else:
-                pair[on] = float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()[0])
-        diffs.append(pair[True] - pair[False])
-    return statistics.median(diffs)
+def _loop_ns(exe: Path, op: str, n: int = 300_000) -> float:
+    """Wall-clock ns per call of a tight syscall loop (bench/ops.c close_badfd, getppid)."""
+    argv = ["taskset", "-c", WORKLOAD_CPU, str(exe), op, str(n)]
+    return float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout.split()[0])
+
+
+def hook_call_cost(exe: Path, floor: Floor, flip: bool, op: str = "close_badfd") -> float:
+    """ns the floor adds to one syscall in a tight loop, floor on minus off, back to back (``flip`` swaps
+    the order): close(-1), a hooked call with an empty program; getppid(), a syscall no program hooks,
+    which still takes the kernel's traced-syscall path once any syscall tracepoint has a program."""
+    pair: dict[bool, float] = {}
+    for on in (False, True) if flip else (True, False):
+        if on:
+            with floor:
+                pair[on] = _loop_ns(exe, op)
+        else:
+            pair[on] = _loop_ns(exe, op)
+    return pair[True] - pair[False]
 
 
 @contextmanager
@@ -273,13 +275,18 @@ def _stats_sum(fds: list[int]) -> tuple[int, int]:
     return sum(t for t, _ in each), sum(c for _, c in each)
 
 
-def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide, rounds: int) -> dict[str, dict[str, float]]:
-    """Per workload op: hook calls, and BPF ns spent by the floor's program and by the agent's, kernel-timed;
-    medians over ``rounds`` rounds, floor and agent in alternating order (one pass varies by a third here)."""
-    samples: dict[str, list[dict[str, float]]] = {op: [] for op in OPS}
-    with bpf_stats():
-        agent_fds = list(agent.probes.program_fds().values())
-        for r in range(rounds):
+def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide, rounds: int) -> list[dict[str, Any]]:
+    """Rounds of: per workload op, the hook calls and the BPF ns spent by the floor's program and by the
+    agent's, kernel-timed, floor and agent in alternating order; and the shared parts of being hooked,
+    measured in the same round in tight loops (``shared``: the hook call and the traced path, floor on
+    minus off with the kernel's program timing off, and the empty program's own ns per call, timed by
+    the kernel in the close(-1) loop). This VM's speed drifts by a third between rounds, so each round's
+    ratio is taken from parts measured at the same speed."""
+    out: list[dict[str, Any]] = []
+    agent_fds = list(agent.probes.program_fds().values())
+    for r in range(rounds):
+        row: dict[str, Any] = {}
+        with bpf_stats():
             for op, n in OPS.items():
                 got: dict[str, float] = {}
                 for cond in (floor, agent) if r % 2 == 0 else (agent, floor):
@@ -292,8 +299,18 @@ def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide, rounds: int) -> 
                         got.update(calls=(c1 - c0) / n, floor_ns=(t1 - t0) / n)
                     else:
                         got["agent_ns"] = (t1 - t0) / n
-                samples[op].append(got)
-    return {op: {k: statistics.median(s[k] for s in rows) for k in rows[0]} for op, rows in samples.items()}
+                row[op] = got
+            t0, c0 = _stats(floor.fd)
+            with floor:
+                _loop_ns(exe, "close_badfd")
+            t1, c1 = _stats(floor.fd)
+        row["shared"] = {
+            "empty_ns": (t1 - t0) / max(c1 - c0, 1),
+            "hook_ns": hook_call_cost(exe, floor, r % 2 == 1),
+            "traced_ns": hook_call_cost(exe, floor, r % 2 == 1, "getppid"),
+        }
+        out.append(row)
+    return out
 
 
 def untracked_write(exe: Path, floor: Floor, agent: AgentKernelSide) -> tuple[float, float]:
@@ -420,7 +437,7 @@ def median_noise(samples: list[float]) -> float:
         return float("inf")
     mid = statistics.median(samples)
     mad = statistics.median(abs(x - mid) for x in samples)
-    return 1.2533 * 1.4826 * mad / len(samples) ** 0.5
+    return float(1.2533 * 1.4826 * mad / len(samples) ** 0.5)
 
 
 def print_overhead(
@@ -467,44 +484,53 @@ def print_overhead(
 
 
 def print_budget(
-    per_op: dict[str, dict[str, float]],
+    rounds: list[dict[str, Any]],
     syscalls: dict[str, float],
     context: dict[str, float],
-    *,
-    hook_ns: float,
-    traced_ns: float,
-    empty_ns: float,
     report: dict[str, Any],
 ) -> None:
     """The overhead budget from measured parts. Being hooked at all costs every syscall the traced path
-    (traced_ns, getppid loop) and each hook call its dispatch; both are the same for the floor and the
-    agent. Then each hook call runs its program: empty for the floor, the agent's own, kernel-timed."""
+    (getppid loop) and each hook call its dispatch; both are the same for the floor and the agent. Then
+    each hook call runs its program: empty for the floor, the agent's own, kernel-timed. Each round's
+    ratio comes from that round's parts; the table shows the medians over the rounds."""
+
+    def med(values: Iterator[float]) -> float:
+        return statistics.median(list(values))
+
+    shared = {k: med(r["shared"][k] for r in rounds) for k in ("hook_ns", "traced_ns", "empty_ns")}
+    hook_ns, traced_ns, empty_ns = shared["hook_ns"], shared["traced_ns"], shared["empty_ns"]
     dispatch = hook_ns - traced_ns - empty_ns
-    report.update({"hook_call_ns": hook_ns, "traced_syscall_ns": traced_ns, "per_op_bpf": per_op})
-    report["syscalls_per_op"] = syscalls
+    per_op = {op: {k: med(r[op][k] for r in rounds) for k in ("calls", "floor_ns", "agent_ns")} for op in OPS}
+    report.update({"hook_call_ns": hook_ns, "traced_syscall_ns": traced_ns, "empty_in_loop_ns": empty_ns})
+    report.update({"per_op_bpf": per_op, "syscalls_per_op": syscalls, "rounds": rounds})
     print(
-        f"\nadded cost per op from measured parts: any syscall pays {traced_ns:.0f} ns for the traced path "
-        f"(getppid loop, floor on/off); a hook call with an empty program {hook_ns:.0f} ns (close(-1) loop), "
-        f"of which {traced_ns:.0f} ns traced path, {dispatch:.0f} ns dispatch, {empty_ns:.0f} ns the program"
+        f"\nadded cost per op from measured parts, medians of {len(rounds)} rounds: any syscall pays "
+        f"{traced_ns:.0f} ns for the traced path (getppid loop, floor on/off); a hook call with an empty program "
+        f"{hook_ns:.0f} ns (close(-1) loop), of which {traced_ns:.0f} ns traced path, {dispatch:.0f} ns dispatch, "
+        f"{empty_ns:.0f} ns the program"
     )
     print(
         "  {:<24} {:>9} {:>10} {:>14} {:>14} {:>26}".format(
             "operation", "syscalls", "hook calls", "floor added", "agent added", "agent added / floor added"
         )
     )
+
+    def added(r: dict[str, Any], op: str, scale: float) -> tuple[float, float]:
+        s, p = r["shared"], r[op]
+        common = (syscalls[op] * s["traced_ns"] + p["calls"] * (s["hook_ns"] - s["traced_ns"] - s["empty_ns"])) * scale
+        return common + p["floor_ns"], common + p["agent_ns"]
+
     def table(title: str, key: str, scale: dict[str, float]) -> None:
         print(title)
         for op in OPS:
-            p = per_op[op]
-            shared = (syscalls[op] * traced_ns + p["calls"] * dispatch) * scale[op]
-            floor_added = shared + p["floor_ns"]
-            agent_added = shared + p["agent_ns"]
-            ratio = agent_added / floor_added
+            pairs = [added(r, op, scale[op]) for r in rounds]
+            ratio = med(a / f for f, a in pairs)
+            floor_added, agent_added = med(f for f, _ in pairs), med(a for _, a in pairs)
             report.setdefault(key, {})[op] = ratio
             verdict = "ok" if ratio <= 2 else "OVER BUDGET"
             print(
-                f"  {LABELS[op]:<24} {syscalls[op]:9.1f} {p['calls']:10.1f} {floor_added:11.0f} ns "
-                f"{agent_added:11.0f} ns {ratio:13.2f}x (<= 2x) {verdict}"
+                f"  {LABELS[op]:<24} {syscalls[op]:9.1f} {per_op[op]['calls']:10.1f} "
+                f"{floor_added:11.0f} ns {agent_added:11.0f} ns {ratio:13.2f}x (<= 2x) {verdict}"
             )
 
     lower = dict.fromkeys(OPS, 1.0)
@@ -519,10 +545,11 @@ def print_budget(
     report["context_factors"] = context
     print(
         "The programs' own times are measured in the real ops; the traced path and dispatch, shared by the\n"
-        "floor and the agent, in hot loops. In context they run colder: the dispatch from a raw_syscalls\n"
-        f"program to the syscall's own program, timed in each op, took {hot_span:.0f} ns in the close(-1) loop\n"
-        "and the factors above as long inside the ops; the second table scales the shared parts by them (the\n"
-        "sched_process_exec/exit hooks, which have no raw counterpart, by their op's factor)."
+        "floor and the agent, in hot loops in the same round. In context they run colder: the dispatch from a\n"
+        f"raw_syscalls program to the syscall's own program, timed in each op, took {hot_span:.0f} ns in the\n"
+        "close(-1) loop and the factors above as long inside the ops; the second table scales the shared parts\n"
+        "by them (the sched_process_exec/exit hooks, which have no raw counterpart, by their op's factor).\n"
+        "Each ratio is the median of the rounds' ratios, each from parts measured in that round."
     )
 
 
@@ -532,7 +559,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds with the agent process (default 3)")
     parser.add_argument("--samples", type=int, default=200, help="alerts timed for latency (default 200)")
     parser.add_argument(
-        "--bpf-rounds", type=int, default=7, help="rounds of kernel-timed BPF cost per op, medians (default 7)"
+        "--bpf-rounds", type=int, default=11, help="rounds of BPF cost per op and shared parts (default 11)"
     )
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -546,9 +573,7 @@ def main() -> None:
     trip = triplets(exe, floor, agent, args.alternations)
     print("BPF run time per call and per op (kernel.bpf_stats_enabled), hook call cost ...", file=sys.stderr)
     per_call = bpf_per_call(exe, floor, agent)
-    per_op = bpf_per_op(exe, floor, agent, args.bpf_rounds)
-    hook_ns = hook_call_cost(exe, floor, args.alternations)
-    traced_ns = hook_call_cost(exe, floor, args.alternations, "getppid")
+    rounds = bpf_per_op(exe, floor, agent, args.bpf_rounds)
     syscalls = floor.syscalls_per_op(exe)
     context = floor.context_factors(exe)
     write_floor, write_agent = untracked_write(exe, floor, agent)
@@ -565,10 +590,7 @@ def main() -> None:
         "events_per_s": events_per_s,
     }
     print_overhead(trip, apairs, per_call, args.alternations, report)
-    empty_ns = per_call["(floor) empty"][0]
-    print_budget(
-        per_op, syscalls, context, hook_ns=hook_ns, traced_ns=traced_ns, empty_ns=empty_ns, report=report
-    )
+    print_budget(rounds, syscalls, context, report)
     report["untracked_write_ns"] = {"floor": write_floor, "agent": write_agent}
     print(
         f"\nhot path, write() on an fd the agent does not track: {write_agent:.0f} ns per call for the agent's "
