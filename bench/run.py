@@ -29,7 +29,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -242,10 +242,7 @@ def hook_call_cost(exe: Path, floor: Floor, flip: bool, op: str = "close_badfd")
     which still takes the kernel's traced-syscall path once any syscall tracepoint has a program."""
     pair: dict[bool, float] = {}
     for on in (False, True) if flip else (True, False):
-        if on:
-            with floor:
-                pair[on] = _loop_ns(exe, op)
-        else:
+        with floor if on else nullcontext():
             pair[on] = _loop_ns(exe, op)
     return pair[True] - pair[False]
 
@@ -267,6 +264,15 @@ def _stats(fd: int) -> tuple[int, int]:
     text = Path(f"/proc/self/fdinfo/{fd}").read_text()
     info = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     return int(info.get("run_time_ns", 0)), int(info.get("run_cnt", 0))
+
+
+def _loop_program_ns(exe: Path, op: str, cond: Floor | AgentKernelSide, fd: int) -> float:
+    """ns per call of program ``fd`` over a tight loop of ``op``, ``cond`` attached (needs bpf_stats())."""
+    t0, c0 = _stats(fd)
+    with cond:
+        _loop_ns(exe, op)
+    t1, c1 = _stats(fd)
+    return (t1 - t0) / max(c1 - c0, 1)
 
 
 def _stats_sum(fds: list[int]) -> tuple[int, int]:
@@ -300,12 +306,9 @@ def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide, rounds: int) -> 
                     else:
                         got["agent_ns"] = (t1 - t0) / n
                 row[op] = got
-            t0, c0 = _stats(floor.fd)
-            with floor:
-                _loop_ns(exe, "close_badfd")
-            t1, c1 = _stats(floor.fd)
+            empty_ns = _loop_program_ns(exe, "close_badfd", floor, floor.fd)
         row["shared"] = {
-            "empty_ns": (t1 - t0) / max(c1 - c0, 1),
+            "empty_ns": empty_ns,
             "hook_ns": hook_call_cost(exe, floor, r % 2 == 1),
             "traced_ns": hook_call_cost(exe, floor, r % 2 == 1, "getppid"),
         }
@@ -315,16 +318,10 @@ def bpf_per_op(exe: Path, floor: Floor, agent: AgentKernelSide, rounds: int) -> 
 
 def untracked_write(exe: Path, floor: Floor, agent: AgentKernelSide) -> tuple[float, float]:
     """ns per write() on an fd the agent does not track (/dev/null): the floor's program vs the agent's."""
-    argv = ["taskset", "-c", WORKLOAD_CPU, str(exe), "write_devnull", "300000"]
-    out = []
     with bpf_stats():
-        for cond, fd in ((floor, floor.fd), (agent, agent.probes.program_fds()["on_enter_write"])):
-            t0, c0 = _stats(fd)
-            with cond:
-                subprocess.run(argv, check=True, capture_output=True)
-            t1, c1 = _stats(fd)
-            out.append((t1 - t0) / max(c1 - c0, 1))
-    return out[0], out[1]
+        empty = _loop_program_ns(exe, "write_devnull", floor, floor.fd)
+        agent_ns = _loop_program_ns(exe, "write_devnull", agent, agent.probes.program_fds()["on_enter_write"])
+    return empty, agent_ns
 
 
 def bpf_per_call(exe: Path, floor: Floor, agent: AgentKernelSide) -> dict[str, tuple[float, int]]:
@@ -497,9 +494,12 @@ def print_budget(
     def med(values: Iterator[float]) -> float:
         return statistics.median(list(values))
 
+    def dispatch_ns(s: dict[str, float]) -> float:  # a hook call's cost besides the traced path and its program
+        return s["hook_ns"] - s["traced_ns"] - s["empty_ns"]
+
     shared = {k: med(r["shared"][k] for r in rounds) for k in ("hook_ns", "traced_ns", "empty_ns")}
     hook_ns, traced_ns, empty_ns = shared["hook_ns"], shared["traced_ns"], shared["empty_ns"]
-    dispatch = hook_ns - traced_ns - empty_ns
+    dispatch = dispatch_ns(shared)
     per_op = {op: {k: med(r[op][k] for r in rounds) for k in ("calls", "floor_ns", "agent_ns")} for op in OPS}
     report.update({"hook_call_ns": hook_ns, "traced_syscall_ns": traced_ns, "empty_in_loop_ns": empty_ns})
     report.update({"per_op_bpf": per_op, "syscalls_per_op": syscalls, "rounds": rounds})
@@ -517,7 +517,7 @@ def print_budget(
 
     def added(r: dict[str, Any], op: str, scale: float) -> tuple[float, float]:
         s, p = r["shared"], r[op]
-        common = (syscalls[op] * s["traced_ns"] + p["calls"] * (s["hook_ns"] - s["traced_ns"] - s["empty_ns"])) * scale
+        common = (syscalls[op] * s["traced_ns"] + p["calls"] * dispatch_ns(s)) * scale
         return common + p["floor_ns"], common + p["agent_ns"]
 
     def table(title: str, key: str, scale: dict[str, float]) -> None:
