@@ -23,6 +23,7 @@ class Collected:
         self.events: list[Event] = []
         self.decode_errors: list[str] = []
         self._lock = threading.Lock()
+        self._first = 0  # find() looks at events from this index on (begin())
 
     def deliver(self, batch: list[bytes]) -> None:
         for raw in batch:
@@ -40,10 +41,18 @@ class Collected:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                found = [e for e in self.events if isinstance(e, cls) and pred(e)]
+                found = [e for e in self.events[self._first :] if isinstance(e, cls) and pred(e)]
             if found or time.monotonic() > deadline:
                 return found
             time.sleep(0.02)
+
+    def begin(self, drain_s: float = 0.05) -> None:
+        """Starts a test: find() no longer sees earlier tests' events. A test reuses fd numbers and may be
+        given an earlier test's ephemeral port, so an old record could otherwise match its (tgid, fd, port).
+        Records still in flight are let through first (the reader polls every 10 ms)."""
+        time.sleep(drain_s)
+        with self._lock:
+            self._first = len(self.events)
 
     def settle(self, seconds: float = 0.3) -> None:
         """Let records in flight reach the list."""

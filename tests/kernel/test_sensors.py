@@ -29,9 +29,15 @@ pytestmark = pytest.mark.kernel
 
 
 @pytest.fixture(scope="module")
-def k() -> Iterator[Collected]:
+def loaded() -> Iterator[Collected]:
     with loaded_probes() as collected:
         yield collected
+
+
+@pytest.fixture
+def k(loaded: Collected) -> Collected:
+    loaded.begin()
+    return loaded
 
 
 @pytest.fixture
