@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector import __version__
+from collector import __version__, sockets
 from collector.alerts import Clock
 from collector.annotate import LiveAnnotator
 from collector.api import create_app
@@ -116,6 +116,7 @@ class Agent:
         for event in seeded:
             self.pipeline.handle(event)
         self.pipeline.annotate = annotator
+        self.pipeline.local_end = sockets.local_end
         self._ready = True
         attached = ", ".join(s.name for s in self.probes.status)
         log.info(

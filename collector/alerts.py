@@ -50,9 +50,9 @@ def _network(event: Event) -> dict[str, Any] | None:
     if not isinstance(event, ConnectEvent | PayloadEvent):
         return None
     return {
-        "proto": None,  # not yet known from the kernel record
-        "saddr": None,
-        "sport": None,
+        "proto": event.proto,  # the local end, when the live run found the socket still open
+        "saddr": event.saddr,
+        "sport": event.sport,
         "daddr": event.daddr,
         "dport": event.dport,
         "sni": None,

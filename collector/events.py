@@ -10,7 +10,7 @@ and ``cgroup`` (the path of a cgroup id).
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -65,6 +65,11 @@ class ConnectEvent(Event):
     daddr: str
     dport: int
     ret_raw: int  # 0 or -errno
+    # The socket's own end, looked up in /proc when an alert is raised on the event (collector.sockets):
+    # recorded with the event, so a replay raises the same alert. None when not looked up or not found.
+    proto: str | None = None  # "tcp" | "udp"
+    saddr: str | None = None
+    sport: int | None = None
 
     @property
     def started(self) -> bool:
@@ -87,6 +92,11 @@ class PayloadEvent(Event):
     syscall: str  # "write" | "sendto" | "writev" | "sendmsg"
     len_raw: int  # bytes the syscall was asked to send
     data: bytes  # the first bytes, at most probes.layout.PAYLOAD_MAX
+    # The socket's own end, looked up in /proc when an alert is raised on the event (collector.sockets):
+    # recorded with the event, so a replay raises the same alert. None when not looked up or not found.
+    proto: str | None = None  # "tcp" | "udp"
+    saddr: str | None = None
+    sport: int | None = None
 
     @property
     def truncated(self) -> bool:
@@ -113,8 +123,10 @@ class CgroupEvent(Event):
 EVENT_TYPES: dict[Kind, type[Event]] = {
     cls.KIND: cls for cls in (ExecEvent, ExitEvent, ConnectEvent, PayloadEvent, ProcEvent, CgroupEvent)
 }
-_FIELDS: dict[type[Event], tuple[str, ...]] = {
-    cls: tuple(f.name for f in fields(cls)) for cls in EVENT_TYPES.values()
+_FIELDS: dict[type[Event], tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in EVENT_TYPES.values()}
+# Fields a recording may leave out at the end of an event: those with defaults, added after version 1 began.
+_REQUIRED: dict[type[Event], int] = {
+    cls: sum(f.default is MISSING and f.default_factory is MISSING for f in fields(cls)) for cls in EVENT_TYPES.values()
 }
 _TUPLE_FIELDS = frozenset({"args"})
 # What a field may hold once decoded, by its annotation (this module uses only these).
@@ -123,6 +135,7 @@ _CHECKS: dict[str, Any] = {
     "str": lambda v: isinstance(v, str),
     "bytes": lambda v: isinstance(v, bytes),
     "str | None": lambda v: v is None or isinstance(v, str),
+    "int | None": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
     "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(a, str) for a in v),
 }
 _FIELD_CHECKS: dict[type[Event], tuple[Any, ...]] = {
@@ -143,14 +156,14 @@ def from_wire(item: object) -> Event:
         cls = EVENT_TYPES[Kind(item[0])]
     except (ValueError, TypeError):
         raise ValueError(f"unknown event kind {item[0]!r}") from None
-    names = _FIELDS[cls]
     values = item[1:]
-    if len(values) != len(names):
-        raise ValueError(f"{cls.KIND.value} event has {len(values)} fields, expected {len(names)}")
+    if not _REQUIRED[cls] <= len(values) <= len(_FIELDS[cls]):
+        raise ValueError(f"{cls.KIND.value} event has {len(values)} fields, expected {len(_FIELDS[cls])}")
+    names = _FIELDS[cls][: len(values)]
     kwargs: dict[str, Any] = {
         n: tuple(v) if n in _TUPLE_FIELDS and isinstance(v, list) else v for n, v in zip(names, values, strict=True)
     }
-    for (name, value), check in zip(kwargs.items(), _FIELD_CHECKS[cls], strict=True):
+    for (name, value), check in zip(kwargs.items(), _FIELD_CHECKS[cls], strict=False):
         if not check(value):
             raise ValueError(f"{cls.KIND.value} event field {name} has a bad value {value!r:.40}")
     return cls(**kwargs)

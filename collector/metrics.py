@@ -17,6 +17,7 @@ class Metrics:
         self.dropped: Counter[str] = Counter()  # records dropped in user space, by reason
         self.sink_errors: Counter[str] = Counter()  # by sink
         self.detector_errors: Counter[str] = Counter()  # by rule
+        self.socket_lookups: Counter[str] = Counter()  # local ends looked up for alerts, by result
         self.kernel_lost: Callable[[], Mapping[str, int]] = dict  # ring-buffer records lost, by kind
         self.gauges: dict[str, Callable[[], float]] = {}
         self.counters: dict[str, tuple[str, Callable[[], float]]] = {}  # name -> (help, read), kept elsewhere
@@ -38,6 +39,13 @@ class Metrics:
         family("decode_errors_total", "counter", "Kernel records that failed to decode.", "reason", self.decode_errors)
         family("sink_errors_total", "counter", "Alert writes that failed, by sink.", "sink", self.sink_errors)
         family("detector_errors_total", "counter", "Detector exceptions, by rule.", "rule", self.detector_errors)
+        family(
+            "socket_lookups_total",
+            "counter",
+            "Local ends of sockets looked up in /proc for alerts, by result (closed: the socket was gone).",
+            "result",
+            self.socket_lookups,
+        )
         for name, (help_, read_counter) in sorted(self.counters.items()):
             out.append(f"# HELP {PREFIX}_{name} {help_}")
             out.append(f"# TYPE {PREFIX}_{name} counter")

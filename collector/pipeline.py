@@ -2,22 +2,29 @@
 """The pipeline: events in order through state, detectors, alerts and sinks.
 
 Live and replay share it; live runs add a LiveAnnotator in front and may
-record what the annotator emits.
+record what the annotator emits. An event that raises an alert is recorded
+after detection, with what the live run looked up for the alert (the
+socket's local end), so that a replay builds the same alert.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from collector.alerts import Clock, build
-from collector.detectors import Detector, State, default_detectors, index
-from collector.events import CgroupEvent, Event, Kind
+from collector.detectors import Detector, Finding, State, default_detectors, index
+from collector.events import CgroupEvent, ConnectEvent, Event, Kind, PayloadEvent
 from collector.metrics import Metrics
 from collector.process import ProcessTable
 from collector.recording import Recorder
 from collector.sinks import Sink
+from collector.sockets import LocalEnd, Lookup
+
+# Looks up a socket's local end for an alert: live runs only (collector.sockets.local_end).
+LocalEndLookup = Callable[[int, int, str, int], LocalEnd | Lookup]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,7 @@ class Pipeline:
         self.processes = ProcessTable()
         self.cgroup_paths: dict[int, str] = {}
         self.annotate: Callable[[Event], list[Event]] | None = None
+        self.local_end: LocalEndLookup | None = None
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []
         chosen = list(detectors) if detectors is not None else default_detectors()
         self._detectors = index(chosen)
@@ -49,6 +57,8 @@ class Pipeline:
             self.metrics.events[kind.value] += 0
         for detector in chosen:
             self.metrics.alerts[detector.rule.id] += 0
+        for result in Lookup:
+            self.metrics.socket_lookups[result.value] += 0
 
     def handle(self, event: Event) -> None:
         if self.annotate is None:
@@ -60,26 +70,47 @@ class Pipeline:
     def _process(self, event: Event) -> None:
         kind = event.KIND
         self.metrics.events[kind.value] += 1
-        if self.recorder is not None:
-            try:
-                self.recorder.write(event)
-            except (OSError, ValueError) as exc:
-                self.metrics.sink_errors["record"] += 1
-                if self.metrics.sink_errors["record"] == 1:
-                    log.error("recording: cannot write (%s); events are still processed", exc)
         if isinstance(event, CgroupEvent):
+            self._record(event)
             self.cgroup_paths[event.cgroup_id] = event.path
             return
         self.processes.apply(event)
+        findings: list[Finding] = []
         for detector in self._detectors[kind]:
             try:
-                findings = detector.detect(event, self._state)
+                findings.extend(detector.detect(event, self._state))
             except Exception:
                 self.metrics.detector_errors[detector.rule.id] += 1
                 log.exception("detector %s failed on a %s event", detector.rule.id, kind.value)
-                continue
-            for finding in findings:
-                self._raise(build(finding, self.host, self.clock, self.processes, self.cgroup_paths))
+        if findings and isinstance(event, ConnectEvent | PayloadEvent) and self.local_end and event.proto is None:
+            event = self._with_local_end(event)
+            findings = [dataclasses.replace(f, event=event) for f in findings]
+        self._record(event)
+        for finding in findings:
+            self._raise(build(finding, self.host, self.clock, self.processes, self.cgroup_paths))
+
+    def _with_local_end(self, event: ConnectEvent | PayloadEvent) -> ConnectEvent | PayloadEvent:
+        assert self.local_end is not None
+        try:
+            found = self.local_end(event.tgid, event.fd, event.daddr, event.dport)
+        except Exception:  # an enrichment must never cost the alert
+            log.exception("socket lookup failed for pid %d fd %d", event.tgid, event.fd)
+            found = Lookup.NOT_LISTED
+        if isinstance(found, Lookup):
+            self.metrics.socket_lookups[found.value] += 1
+            return event
+        self.metrics.socket_lookups[Lookup.FOUND.value] += 1
+        return dataclasses.replace(event, proto=found.proto, saddr=found.saddr, sport=found.sport)
+
+    def _record(self, event: Event) -> None:
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.write(event)
+        except (OSError, ValueError) as exc:
+            self.metrics.sink_errors["record"] += 1
+            if self.metrics.sink_errors["record"] == 1:
+                log.error("recording: cannot write (%s); events are still processed", exc)
 
     def _raise(self, alert: dict[str, Any]) -> None:
         self.metrics.alerts[alert["rule"]] += 1

@@ -26,9 +26,21 @@ def exec_event(args: list[str] | tuple[str, ...], exe: str | None = None, **kw: 
     return ExecEvent(**common(comm=comm, **kw), filename=filename, args=tuple(args), flags_raw=0, exe=exe)
 
 
+LOCAL_END = ("proto", "saddr", "sport")
+
+
 def payload_event(data: bytes, daddr: str = "203.0.113.7", dport: int = 3333, **kw: Any) -> PayloadEvent:
+    local = {k: kw.pop(k) for k in LOCAL_END if k in kw}
     return PayloadEvent(
-        **common(**kw), fd=5, family="ipv4", daddr=daddr, dport=dport, syscall="write", len_raw=len(data), data=data
+        **common(**kw),
+        fd=5,
+        family="ipv4",
+        daddr=daddr,
+        dport=dport,
+        syscall="write",
+        len_raw=len(data),
+        data=data,
+        **local,
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from collector.events import from_wire, to_wire
+from collector.events import PayloadEvent, from_wire, to_wire
 from tests.factories import cgroup_event, connect_event, exec_event, exit_event, payload_event, proc_event
 
 EVENTS = [
@@ -14,6 +14,7 @@ EVENTS = [
     exit_event(5),
     connect_event(ret=-111),
     payload_event(b'{"id":1}\n\xff'),
+    payload_event(b"x", proto="tcp", saddr="10.0.0.5", sport=40112),
     proc_event(1, 0, ("/sbin/init",)),
     cgroup_event(77, "/system.slice/x.scope"),
 ]
@@ -37,9 +38,20 @@ def test_roundtrip_through_msgpack(event: object) -> None:
         ["exit", True, 1, 1, 1, 1, 1, "c"],
         ["exec", 1, 1, 1, 1, 1, 1, "c", "f", [1, 2], 0, None],
         ["payload", 1, 1, 1, 1, 1, 1, "c", 5, "ipv4", "1.2.3.4", 3333, "write", 3, "not bytes"],
+        ["payload", 1, 1, 1, 1, 1, 1, "c", 5, "ipv4", "1.2.3.4", 3333, "write", 3, b"x", "tcp", "1.1.1.1", "80"],
+        ["payload", 1, 1, 1, 1, 1, 1, "c", 5, "ipv4", "1.2.3.4", 3333, "write", 3, b"x", None, None, None, 0],
+        ["connect", 1, 1, 1, 1, 1, 1, "c", 5, "ipv4", "1.2.3.4", 3333],
     ],
 )
 def test_malformed_wire_items(item: object) -> None:
     """Wrong kinds, counts or field types raise ValueError, never TypeError."""
     with pytest.raises(ValueError):
         from_wire(item)
+
+
+def test_an_event_recorded_before_the_local_end_fields_still_reads() -> None:
+    """Fields added with defaults may be missing at the end of an item (recordings from earlier agents)."""
+    old = ["payload", 1, 2, 3, 4, 5, 6, "c", 5, "ipv4", "1.2.3.4", 3333, "write", 3, b"abc"]
+    event = from_wire(old)
+    assert isinstance(event, PayloadEvent) and event.data == b"abc" and event.sport is None
+    assert from_wire(["connect", 1, 2, 3, 4, 5, 6, "c", 5, "ipv4", "1.2.3.4", 3333, -111]).proto is None  # type: ignore[attr-defined]

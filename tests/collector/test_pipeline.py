@@ -7,10 +7,13 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from collector.alerts import Clock
 from collector.detectors import Finding, Rule, Severity, State
 from collector.events import Event, Kind
 from collector.pipeline import Pipeline
+from collector.sockets import LocalEnd, Lookup
 from tests.collector.protocols.test_stratum import XMRIG_LOGIN
 from tests.factories import cgroup_event, exec_event, payload_event, proc_event
 
@@ -87,8 +90,8 @@ def test_alert_schema() -> None:
         "comm": "x",
         "exe": "/tmp/x",
         "args": ["./x", "-o", "pool.example:3333"],
-        "cgroup": CONTAINER_TREE[1].path,
-        "container_id": CID,  # type: ignore[attr-defined]
+        "cgroup": CONTAINER_TREE[1].path,  # type: ignore[attr-defined]
+        "container_id": CID,
     }
     assert set(alert["network"]) == {"proto", "saddr", "sport", "daddr", "dport", "sni", "dns_name"}
     assert alert["network"]["dport"] == 3333 and alert["action"] == {"taken": "none"}
@@ -175,3 +178,65 @@ def test_a_failing_recording_is_counted_and_detection_goes_on() -> None:
     pipeline, sink = _run(CONTAINER_TREE, recorder=FullDisk())
     assert pipeline.metrics.sink_errors["record"] == len(CONTAINER_TREE)
     assert len(sink.alerts) == 1
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def write(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def test_an_alert_names_the_sockets_local_end_and_a_replay_does_too() -> None:
+    """A live run looks the local end up for the alerting event only, records it with the event, and a
+    replay (no lookup) raises the same alert from the recording."""
+    asked: list[tuple[int, int, str, int]] = []
+
+    def lookup(tgid: int, fd: int, daddr: str, dport: int) -> LocalEnd | Lookup:
+        asked.append((tgid, fd, daddr, dport))
+        return LocalEnd("tcp", "10.0.0.5", 40112)
+
+    quiet = payload_event(b"GET / HTTP/1.1\r\n\r\n", pid=81, dport=80)
+    recording = Recording()
+    sink = ListSink()
+    live = Pipeline("gpu-node-7", CLOCK, [sink], recorder=recording)  # type: ignore[arg-type]
+    live.local_end = lookup
+    for event in [*CONTAINER_TREE, quiet]:
+        live.handle(event)
+    assert asked == [(80, 5, "203.0.113.7", 3333)]  # not for the quiet HTTP payload
+    (alert,) = sink.alerts
+    assert alert["network"] == {
+        "proto": "tcp",
+        "saddr": "10.0.0.5",
+        "sport": 40112,
+        "daddr": "203.0.113.7",
+        "dport": 3333,
+        "sni": None,
+        "dns_name": None,
+    }
+    assert [type(e) for e in recording.events] == [type(e) for e in [*CONTAINER_TREE, quiet]]
+    assert recording.events[-2].sport == 40112 and recording.events[-1] == quiet  # type: ignore[attr-defined]
+    assert live.metrics.socket_lookups == {"found": 1, "closed": 0, "not_listed": 0, "reused": 0}
+    _, replayed = _run(recording.events)
+    assert replayed.alerts == sink.alerts
+
+
+@pytest.mark.parametrize("result", [Lookup.CLOSED, Lookup.REUSED, RuntimeError("bug")])
+def test_a_failed_socket_lookup_is_counted_and_the_alert_still_goes(result: Lookup | Exception) -> None:
+    def lookup(tgid: int, fd: int, daddr: str, dport: int) -> LocalEnd | Lookup:
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    sink = ListSink()
+    live = Pipeline("n", CLOCK, [sink])
+    live.local_end = lookup
+    for event in CONTAINER_TREE:
+        live.handle(event)
+    (alert,) = sink.alerts
+    assert (alert["network"]["proto"], alert["network"]["saddr"], alert["network"]["sport"]) == (None, None, None)
+    assert alert["network"]["dport"] == 3333
+    counted = "not_listed" if isinstance(result, Exception) else result.value
+    assert live.metrics.socket_lookups[counted] == 1
+    assert f'coalmine_socket_lookups_total{{result="{counted}"}} 1' in live.metrics.render()

@@ -39,7 +39,7 @@ line = open(sys.argv[3], "rb").read()
 s = socket.create_connection((host, int(port)))
 sent = time.time()
 os.write(s.fileno(), line)
-print(json.dumps({"pid": os.getpid(), "sent": sent}), flush=True)
+print(json.dumps({"pid": os.getpid(), "sent": sent, "sport": s.getsockname()[1]}), flush=True)
 s.recv(4096)
 time.sleep(1.0)
 """
@@ -124,6 +124,8 @@ def test_pool_login_alerts_within_2s(agent: Agent, pool: FakePool, workdir: Path
     assert alert["ancestors"][0]["pid"] == sh_pid and alert["ancestors"][0]["comm"] == "sh"
     assert alert["ancestors"][1]["pid"] == os.getpid()  # the test that started sh
     assert alert["network"]["daddr"] == "127.0.0.1" and alert["network"]["dport"] == pool.port
+    local = (alert["network"]["proto"], alert["network"]["saddr"], alert["network"]["sport"])
+    assert local == ("tcp", "127.0.0.1", printed["sport"])  # the socket's own end, from /proc
     assert alert["evidence"]["dialect"] == dialect
     assert pool.received[-1] == line.encode()  # the pool really got the login
 
