@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from collector.alerts import Clock  # noqa: E402
 from collector.pipeline import Pipeline  # noqa: E402
 from collector.recording import Recorder, Replay  # noqa: E402
-from probes.loader import TRACEPOINTS  # noqa: E402
+from probes.loader import hooked_tracepoints  # noqa: E402
 from tests.factories import connect_event, exec_event, exit_event, payload_event, proc_event  # noqa: E402
 
 OPS = {"connect": 3_000, "connect_write": 3_000, "fork_exec": 100}
@@ -75,11 +75,11 @@ class Floor:
         self.fd = self.bpf.load_func(b"empty", BPF.TRACEPOINT).fd
 
     def __enter__(self) -> None:
-        for tp in TRACEPOINTS:
+        for tp in hooked_tracepoints():
             self.bpf.attach_tracepoint(tp=tp.encode(), fn_name=b"empty")
 
     def __exit__(self, *exc: object) -> None:
-        for tp in TRACEPOINTS:
+        for tp in hooked_tracepoints():
             self.bpf.detach_tracepoint(tp=tp.encode())
 
     def context_factors(self, exe: Path) -> dict[str, float]:
@@ -88,7 +88,7 @@ class Floor:
         kernel's dispatch from one probe to the next), medians of 3 passes."""
         spans = self.bpf[b"spans"]
         raw = (b"raw_syscalls:sys_enter", b"raw_syscalls:sys_exit")
-        hooked = [tp.encode() for tp in TRACEPOINTS if tp.startswith("syscalls:")]
+        hooked = [tp.encode() for tp in hooked_tracepoints() if tp.startswith("syscalls:")]
         for tp in raw:  # first, so that their probe runs before the syscall tracepoints' probe
             self.bpf.attach_tracepoint(tp=tp, fn_name=b"mark")
         for tp in hooked:

@@ -71,6 +71,10 @@ class Agent:
             "Connections whose first payload goes unseen: the tracked-socket table was full.",
             self.probes.not_tracked,
         )
+        self.metrics.counters["sockets_stale_total"] = (
+            "Tracked fds that held no socket at their first send (closed by an exec): not taken for payloads.",
+            self.probes.stale,
+        )
         self.metrics.counters["sockets_swept_total"] = (
             "Tracked sockets forgotten because their process exited without close().",
             lambda: self.probes.swept,

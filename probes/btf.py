@@ -157,6 +157,13 @@ TASK_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("KERNFS_NODE_ID_OFF", "kernfs_node", "id"),
     ("MM_ARG_START_OFF", "mm_struct", "arg_start"),
     ("MM_ARG_END_OFF", "mm_struct", "arg_end"),
+    ("TASK_SELF_EXEC_ID_OFF", "task_struct", "self_exec_id"),
+    ("TASK_FILES_OFF", "task_struct", "files"),
+    ("FILES_FDT_OFF", "files_struct", "fdt"),
+    ("FDT_MAX_FDS_OFF", "fdtable", "max_fds"),
+    ("FDT_FD_OFF", "fdtable", "fd"),
+    ("FILE_PRIVATE_DATA_OFF", "file", "private_data"),
+    ("SOCKET_FILE_OFF", "socket", "file"),
 )
 
 

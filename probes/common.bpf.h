@@ -68,7 +68,9 @@ static __always_inline u64 submit_flags(u64 reserved)
       defined(TASK_CRED_OFF) && defined(TASK_COMM_OFF) && defined(TASK_CGROUPS_OFF) && \
       defined(TASK_MM_OFF) && defined(CRED_UID_OFF) && defined(CSS_SET_DFL_CGRP_OFF) && \
       defined(CGROUP_KN_OFF) && defined(KERNFS_NODE_ID_OFF) && defined(MM_ARG_START_OFF) && \
-      defined(MM_ARG_END_OFF))
+      defined(MM_ARG_END_OFF) && defined(TASK_SELF_EXEC_ID_OFF) && defined(TASK_FILES_OFF) && \
+      defined(FILES_FDT_OFF) && defined(FDT_MAX_FDS_OFF) && defined(FDT_FD_OFF) && \
+      defined(FILE_PRIVATE_DATA_OFF) && defined(SOCKET_FILE_OFF))
 #error "the probes need the running kernel's BTF offsets (probes/loader.py cflags())"
 #endif
 /* A field of a BTF-typed kernel pointer, read with a plain load (see fill_header). */
@@ -102,6 +104,7 @@ struct tracked_sock {
 	u16 family;
 	u16 dport;
 	u8 daddr[16];
+	u16 exec_id; /* the process's exec count when it connected (exec_id()) */
 };
 
 /* Scalar arrays only, no array of structs (bcc cannot describe one to Python: loader.tracked_keys). */
@@ -111,7 +114,8 @@ struct tracked_set {
 	u8 daddr[TRACKED_WAYS * 16];
 	u16 family[TRACKED_WAYS];
 	u16 dport[TRACKED_WAYS];
-	u8 pad[52]; /* 256 bytes: whole cache lines */
+	u16 exec_id[TRACKED_WAYS];
+	u8 pad[38]; /* 256 bytes: whole cache lines */
 };
 _Static_assert(sizeof(struct tracked_set) == 256, "a tracked set is 4 cache lines");
 
@@ -124,6 +128,51 @@ _Static_assert(sizeof(struct tracked_set) == 256, "a tracked set is 4 cache line
 static __always_inline u64 sock_key(u32 fd)
 {
 	return ((u64)KFIELD(u32, bpf_get_current_task_btf(), TASK_TGID_OFF) << 32) | fd;
+}
+
+/*
+ * An fd number can lose its socket without a close() call: dup2()/dup3()
+ * onto it and close_range() over it (connect.bpf.c forgets those), and an
+ * exec, which closes close-on-exec fds inside the kernel with no hook to
+ * see it. Each tracked socket keeps the low bits of the process's exec
+ * count (task->self_exec_id, a plain load) from its connect; a send after
+ * an exec checks that the fd still holds a socket (fd_is_socket()) before
+ * it is believed. A socket the program inherits keeps its payload.
+ */
+static __always_inline u16 exec_id(void)
+{
+	return KFIELD(u32, bpf_get_current_task_btf(), TASK_SELF_EXEC_ID_OFF);
+}
+
+/* 1 when this process's `fd` is open on a socket: its file's private data is a struct socket that points
+   back at the file (other files keep other objects there). Three reads: only after an exec. */
+static __always_inline int fd_is_socket(u32 fd)
+{
+	void *files = KFIELD(void *, bpf_get_current_task_btf(), TASK_FILES_OFF);
+	void *fdt, **fds, *file = 0, *sock = 0, *back = 0;
+
+	if (!files)
+		return 0;
+	fdt = KFIELD(void *, files, FILES_FDT_OFF);
+	if (!fdt || fd >= KFIELD(u32, fdt, FDT_MAX_FDS_OFF))
+		return 0;
+	fds = KFIELD(void **, fdt, FDT_FD_OFF);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	if (bpf_probe_read_kernel(&sock, sizeof(sock), file + FILE_PRIVATE_DATA_OFF) || !sock)
+		return 0;
+	if (bpf_probe_read_kernel(&back, sizeof(back), sock + SOCKET_FILE_OFF))
+		return 0;
+	return back == file;
+}
+
+/* The number of fds this process's table has room for (close_range() stops there). */
+static __always_inline u32 fd_table_size(void)
+{
+	void *files = KFIELD(void *, bpf_get_current_task_btf(), TASK_FILES_OFF);
+	void *fdt = files ? KFIELD(void *, files, FILES_FDT_OFF) : 0;
+
+	return fdt ? KFIELD(u32, fdt, FDT_MAX_FDS_OFF) : 0;
 }
 
 /*
@@ -158,6 +207,7 @@ static __always_inline void tracked_fill(struct tracked_set *set, u32 i, u64 key
 		return;
 	set->family[i] = sock->family;
 	set->dport[i] = sock->dport;
+	set->exec_id[i] = sock->exec_id;
 	__builtin_memcpy(&set->daddr[i * 16], sock->daddr, 16);
 	__sync_lock_test_and_set(&set->key[i], key);
 }
@@ -226,6 +276,7 @@ static __always_inline int tracked_take_way(struct tracked_set *set, u64 key, st
 		return 0; /* another thread took it first */
 	out->family = set->family[i];
 	out->dport = set->dport[i];
+	out->exec_id = set->exec_id[i];
 	__builtin_memcpy(out->daddr, &set->daddr[i * 16], 16);
 	__sync_lock_test_and_set(&set->key[i], 0);
 	return 1;

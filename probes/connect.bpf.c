@@ -116,7 +116,7 @@ static __always_inline int enter_connect(s32 fd, const void *uaddr, u32 addrlen)
 /* Arm first-payload capture for the socket `call` connected. */
 static __always_inline void track(const struct connect_call *call)
 {
-	struct tracked_sock sock = {.family = call->family, .dport = call->dport};
+	struct tracked_sock sock = {.family = call->family, .dport = call->dport, .exec_id = exec_id()};
 	u64 key = sock_key(call->fd);
 	u32 home = tracked_home(key), spill = tracked_spill(key), zero = 0;
 	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
@@ -192,6 +192,56 @@ static __always_inline int enter_close(u32 fd)
 	untrack(key);
 	return 0;
 }
+
+/*
+ * fds closed without close(): dup2()/dup3() replace `newfd`, close_range()
+ * closes a span (with CLOSE_RANGE_CLOEXEC it only marks them, and the exec
+ * check in common.bpf.h covers what the exec then closes). A span is walked
+ * up to the process's fd table size, at most CLOSE_RANGE_SCAN fds: each is
+ * a filter check, and a child closing everything before an exec has a
+ * small table and no tracked sockets. A tracked fd beyond the scan keeps
+ * its entry until the number's next close(), send or the process's exit.
+ */
+#define CLOSE_RANGE_CLOEXEC 4
+#define CLOSE_RANGE_SCAN 256
+
+#ifdef HOOK_ON_ENTER_DUP2
+int on_enter_dup2(struct tracepoint__syscalls__sys_enter_dup2 *args)
+{
+	if (args->oldfd != args->newfd) /* dup2(fd, fd) closes nothing */
+		enter_close(args->newfd);
+	return 0;
+}
+#endif
+
+int on_enter_dup3(struct tracepoint__syscalls__sys_enter_dup3 *args)
+{
+	if (args->oldfd != args->newfd) /* dup3(fd, fd) fails with EINVAL */
+		enter_close(args->newfd);
+	return 0;
+}
+
+#ifdef HOOK_ON_ENTER_CLOSE_RANGE
+int on_enter_close_range(struct tracepoint__syscalls__sys_enter_close_range *args)
+{
+	u32 first = args->fd, last = args->max_fd, size = fd_table_size(), zero = 0;
+	struct tracked_filter *f = tracked_filter.lookup(&zero);
+
+	if (!f || args->flags & CLOSE_RANGE_CLOEXEC || first >= size)
+		return 0;
+	if (last >= size)
+		last = size - 1;
+	u64 tgid = sock_key(0);
+	for (u32 i = 0; i < CLOSE_RANGE_SCAN; i++) {
+		u32 fd = first + i;
+		if (fd > last)
+			break;
+		if (f->count[filter_slot(tgid | fd)])
+			untrack(tgid | fd);
+	}
+	return 0;
+}
+#endif
 
 int on_enter_connect(struct tracepoint__syscalls__sys_enter_connect *args)
 {

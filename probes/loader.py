@@ -34,6 +34,9 @@ class Sensor:
     source: str
     hooks: tuple[tuple[str, str], ...]  # (category:tracepoint, function)
     purpose: str
+    # Hooks on tracepoints some architectures lack (arm64 has no dup2): attached where tracefs has them,
+    # compiled only then (the source guards each with #ifdef HOOK_<FUNCTION>).
+    optional: tuple[tuple[str, str], ...] = ()
 
 
 SENSORS: tuple[Sensor, ...] = (
@@ -53,8 +56,13 @@ SENSORS: tuple[Sensor, ...] = (
             ("syscalls:sys_enter_connect", "on_enter_connect"),
             ("syscalls:sys_exit_connect", "on_exit_connect"),
             ("syscalls:sys_enter_close", "on_enter_close"),
+            ("syscalls:sys_enter_dup3", "on_enter_dup3"),  # these close an fd without close()
         ),
         "IPv4/IPv6 connect() destination and result",
+        optional=(
+            ("syscalls:sys_enter_dup2", "on_enter_dup2"),  # not on arm64
+            ("syscalls:sys_enter_close_range", "on_enter_close_range"),  # Linux 5.9
+        ),
     ),
     Sensor(
         "payload",  # reads the `tracked` map that connect exports: load after it
@@ -95,7 +103,18 @@ POLL_INTERVAL_MS = 10  # how often the reader drains the ring buffer (only a rin
 TRACKED_MAX = 16384  # connected sockets awaiting their first payload (config tracked_sockets)
 SWEEP_INTERVAL_S = 5.0  # how often the agent forgets tracked sockets of exited processes (Probes.sweep)
 
-TRACEPOINTS: tuple[str, ...] = tuple(tp for s in SENSORS for tp, _fn in s.hooks)
+TRACEPOINTS: tuple[str, ...] = tuple(tp for s in SENSORS for tp, _fn in s.hooks)  # required
+OPTIONAL_TRACEPOINTS: tuple[str, ...] = tuple(tp for s in SENSORS for tp, _fn in s.optional)
+
+
+def present_optional(sensor: Sensor) -> tuple[tuple[str, str], ...]:
+    """The sensor's optional hooks whose tracepoints this kernel has."""
+    return tuple((tp, fn) for tp, fn in sensor.optional if tracefs.has_tracepoint(tp))
+
+
+def hooked_tracepoints() -> tuple[str, ...]:
+    """Every tracepoint the agent attaches to on this kernel: the required ones and the optional ones present."""
+    return TRACEPOINTS + tuple(tp for s in SENSORS for tp, _fn in present_optional(s))
 
 
 @dataclass(slots=True)
@@ -127,6 +146,7 @@ def cflags(ringbuf_pages: int = 1024, tracked_max: int = TRACKED_MAX) -> list[st
     flags += [f"-D{name}={value}" for name, value in offsets.items()]
     if tracefs.has_field("sched:sched_process_exit", "group_dead"):
         flags.append("-DEXIT_HAS_GROUP_DEAD")
+    flags += [f"-DHOOK_{fn.upper()}" for sensor in SENSORS for _tp, fn in present_optional(sensor)]
     return flags
 
 
@@ -263,6 +283,7 @@ class Probes:
         self.swept = 0  # tracked sockets forgotten because their process exited without close()
         self.tracked_now = 0  # tracked sockets awaiting their first payload, at the last sweep
         self._connect: Any = None
+        self._payload: Any = None
         self._forget: _ProgramRunner | None = None
         self.status: list[SensorStatus] = []
         self._bpf: list[Any] = []
@@ -326,7 +347,7 @@ class Probes:
             status.error = f"{sensor.source}: compile or load failed: {exc}"
             return
         self._bpf.append(bpf)
-        for tp, fn in sensor.hooks:
+        for tp, fn in sensor.hooks + present_optional(sensor):
             try:
                 bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
             except Exception as exc:
@@ -341,6 +362,8 @@ class Probes:
                 status.error = f"{sensor.source}: cannot load the socket sweep (forget_socket): {exc}"
                 return
             self._connect = bpf
+        if sensor.name == "payload":
+            self._payload = bpf
 
     def _tick_edge(self, sample_clocks: _ProgramRunner) -> tuple[int, int]:
         """(jiffies, CLOCK_MONOTONIC ns) sampled just after a timer tick: runs ``sample_clocks`` (common.bpf.c)
@@ -467,6 +490,12 @@ class Probes:
             return 0
         return sum(int(v) for v in self._connect[b"tracked_full"][ct.c_uint32(0)])
 
+    def stale(self) -> int:
+        """Tracked fds that held no socket at their first send (an exec closed it): not reported as payloads."""
+        if self._payload is None:
+            return 0
+        return sum(int(v) for v in self._payload[b"tracked_stale"][ct.c_uint32(0)])
+
     def close(self) -> None:
         self._stop.set()
         if self._thread and self._thread is not threading.current_thread():
@@ -480,4 +509,5 @@ class Probes:
         self._hooks.clear()
         self._common = None
         self._connect = None
+        self._payload = None
         self._forget = None

@@ -20,6 +20,8 @@ struct msghdr_user {
 
 BPF_TABLE("extern", u32, struct tracked_set, tracked, TRACKED_SETS);
 BPF_TABLE("extern", u32, struct tracked_filter, tracked_filter, 1);
+/* Tracked fds that no longer held a socket at their first send (closed by an exec, reused): per CPU. */
+BPF_PERCPU_ARRAY(tracked_stale, u64, 1);
 
 /* The ring buffer was full: count it (per-CPU slot, no atomics needed). */
 static __always_inline void drop(u32 kind)
@@ -63,7 +65,14 @@ static __always_inline int claim(u32 fd, struct tracked_sock *sock)
 		return 0;
 	u32 home = tracked_home(key), spill = tracked_spill(key);
 	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
-	return h && o && tracked_take(h, o, f, key, sock);
+	if (!h || !o || !tracked_take(h, o, f, key, sock))
+		return 0;
+	if (sock->exec_id == exec_id() || fd_is_socket(fd))
+		return 1;
+	u64 *stale = tracked_stale.lookup(&zero); /* an exec closed the socket; the number now holds a file */
+	if (stale)
+		(*stale)++;
+	return 0;
 }
 
 /* A record of `reserve` bytes for the socket claimed; 0 when the ring buffer is full (counted). */

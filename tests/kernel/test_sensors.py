@@ -331,6 +331,66 @@ def test_untracked_and_reused_fds_are_ignored(k: Collected, server: socket.socke
     assert not k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.dport == port, timeout=0)
 
 
+@pytest.mark.parametrize("how", ["dup2", "dup3", "close_range"])
+def test_an_fd_replaced_without_close_is_not_a_payload(k: Collected, server: socket.socket, how: str) -> None:
+    """dup2()/dup3() onto a connected socket's fd, or close_range() over it, closes the socket with no
+    close() call; a write to the number afterwards goes to a file, and is not the socket's payload."""
+    port = server.getsockname()[1]
+    c = socket.socket()
+    c.connect(("127.0.0.1", port))
+    fd = c.fileno()
+    with tempfile.TemporaryFile() as f:
+        if how == "close_range":
+            os.closerange(fd, fd + 1)  # Python calls close_range(fd, fd, 0) where the kernel has it
+            assert os.dup(f.fileno()) == fd
+        else:
+            os.dup2(f.fileno(), fd, inheritable=how == "dup2")  # inheritable=False: dup3(..., O_CLOEXEC)
+        c.detach()
+        os.write(fd, b'{"id":1,"method":"mining.subscribe"}\n')
+        os.close(fd)
+    k.settle()
+    assert not k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.dport == port, timeout=0)
+
+
+EXEC_AFTER_CONNECT = """\
+import os, socket, sys
+s = socket.socket()
+os.dup2(s.fileno(), 9, inheritable=sys.argv[2] == "inherit")  # the socket on fd 9, close-on-exec or not
+s.close()
+on9 = socket.socket(fileno=9)
+on9.connect(("127.0.0.1", int(sys.argv[1])))
+os.execv(sys.executable, [sys.executable, "-c", sys.argv[3], *sys.argv[4:]])
+"""
+WRITE_TO_9 = "import os; os.write(9, b'login\\n')"
+# After the exec closed the socket: open the file until it takes fd 9 (lowest free number), then write there.
+FILE_ON_9 = """\
+import os, sys
+while os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT) != 9:
+    pass
+os.write(9, b'login\\n')
+"""
+
+
+def test_a_socket_closed_by_exec_is_forgotten_and_one_kept_across_exec_is_not(
+    k: Collected, server: socket.socket
+) -> None:
+    """exec closes close-on-exec fds with no close() call: the new program's write to a file that took the
+    number is not a payload (and is counted). A socket the program inherits (nc -e, inetd) keeps its first
+    payload."""
+    port = server.getsockname()[1]
+    stale = k.probes.stale()
+    with tempfile.TemporaryDirectory() as d:
+        closed = subprocess.Popen([sys.executable, "-c", EXEC_AFTER_CONNECT, str(port), "cloexec", FILE_ON_9, f"{d}/f"])
+        kept = subprocess.Popen([sys.executable, "-c", EXEC_AFTER_CONNECT, str(port), "inherit", WRITE_TO_9])
+        assert (closed.wait(timeout=10), kept.wait(timeout=10)) == (0, 0)
+        assert Path(d, "f").read_text() == "login\n"  # the write went to the file on fd 9
+    (event,) = k.find(PayloadEvent, lambda e: e.tgid == kept.pid and e.dport == port)
+    assert (event.fd, event.data) == (9, b"login\n")
+    k.settle()
+    assert not k.find(PayloadEvent, lambda e: e.tgid == closed.pid, timeout=0)
+    assert k.probes.stale() == stale + 1
+
+
 def test_filter_counts_each_tracked_socket_until_it_goes(k: Collected, server: socket.socket) -> None:
     """The hot-path filter counts a tracked socket once, however often it connects, and lets it go on its
     first send or on its close. (Its slot is shared with other keys: only this test's sockets move it.)"""
