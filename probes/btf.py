@@ -164,6 +164,10 @@ TASK_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("FDT_FD_OFF", "fdtable", "fd"),
     ("FILE_PRIVATE_DATA_OFF", "file", "private_data"),
     ("SOCKET_FILE_OFF", "socket", "file"),
+    ("SOCKET_SK_OFF", "socket", "sk"),
+    ("SOCK_PROTOCOL_OFF", "sock", "sk_protocol"),
+    ("TCP_WRITE_SEQ_OFF", "tcp_sock", "write_seq"),
+    ("SOCK_DPORT_OFF", "sock_common", "skc_dport"),  # struct sock begins with its sock_common
 )
 
 

@@ -70,7 +70,8 @@ static __always_inline u64 submit_flags(u64 reserved)
       defined(CGROUP_KN_OFF) && defined(KERNFS_NODE_ID_OFF) && defined(MM_ARG_START_OFF) && \
       defined(MM_ARG_END_OFF) && defined(TASK_SELF_EXEC_ID_OFF) && defined(TASK_FILES_OFF) && \
       defined(FILES_FDT_OFF) && defined(FDT_MAX_FDS_OFF) && defined(FDT_FD_OFF) && \
-      defined(FILE_PRIVATE_DATA_OFF) && defined(SOCKET_FILE_OFF))
+      defined(FILE_PRIVATE_DATA_OFF) && defined(SOCKET_FILE_OFF) && defined(SOCKET_SK_OFF) && \
+      defined(SOCK_PROTOCOL_OFF) && defined(TCP_WRITE_SEQ_OFF) && defined(SOCK_DPORT_OFF))
 #error "the probes need the running kernel's BTF offsets (probes/loader.py cflags())"
 #endif
 /* A field of a BTF-typed kernel pointer, read with a plain load (see fill_header). */
@@ -105,6 +106,8 @@ struct tracked_sock {
 	u16 dport;
 	u8 daddr[16];
 	u16 exec_id; /* the process's exec count when it connected (exec_id()) */
+	u8 shared;    /* another fd holds the socket too (a dup): the first send checks write_seq */
+	u32 write_seq; /* shared: the TCP send sequence when it was duplicated, before any byte */
 };
 
 /* Scalar arrays only, no array of structs (bcc cannot describe one to Python: loader.tracked_keys). */
@@ -115,7 +118,9 @@ struct tracked_set {
 	u16 family[TRACKED_WAYS];
 	u16 dport[TRACKED_WAYS];
 	u16 exec_id[TRACKED_WAYS];
-	u8 pad[38]; /* 256 bytes: whole cache lines */
+	u32 write_seq[TRACKED_WAYS];
+	u8 shared[TRACKED_WAYS];
+	u8 pad[1]; /* 256 bytes: whole cache lines */
 };
 _Static_assert(sizeof(struct tracked_set) == 256, "a tracked set is 4 cache lines");
 
@@ -136,7 +141,7 @@ static __always_inline u64 sock_key(u32 fd)
  * exec, which closes close-on-exec fds inside the kernel with no hook to
  * see it. Each tracked socket keeps the low bits of the process's exec
  * count (task->self_exec_id, a plain load) from its connect; a send after
- * an exec checks that the fd still holds a socket (fd_is_socket()) before
+ * an exec checks that the fd still holds a socket (fd_sock()) before
  * it is believed. A socket the program inherits keeps its payload.
  */
 static __always_inline u16 exec_id(void)
@@ -144,13 +149,18 @@ static __always_inline u16 exec_id(void)
 	return KFIELD(u32, bpf_get_current_task_btf(), TASK_SELF_EXEC_ID_OFF);
 }
 
-/* 1 when this process's `fd` is open on a socket: its file's private data is a struct socket that points
-   back at the file (other files keep other objects there). Three reads: only after an exec. */
-static __always_inline int fd_is_socket(u32 fd)
+/* This process's `fd`'s struct sock, or 0 when the fd holds no socket: its file's private data is a struct
+   socket that points back at the file (other files keep other objects there). Three reads. */
+static __always_inline void *fd_sock(u32 fd)
 {
 	void *files = KFIELD(void *, bpf_get_current_task_btf(), TASK_FILES_OFF);
-	void *fdt, **fds, *file = 0, *sock = 0, *back = 0;
+	void *fdt, **fds, *file = 0, *sock = 0;
+	struct {
+		void *file;
+		void *sk;
+	} socket = {};
 
+	_Static_assert(SOCKET_SK_OFF == SOCKET_FILE_OFF + 8, "struct socket: file, then sk");
 	if (!files)
 		return 0;
 	fdt = KFIELD(void *, files, FILES_FDT_OFF);
@@ -161,9 +171,25 @@ static __always_inline int fd_is_socket(u32 fd)
 		return 0;
 	if (bpf_probe_read_kernel(&sock, sizeof(sock), file + FILE_PRIVATE_DATA_OFF) || !sock)
 		return 0;
-	if (bpf_probe_read_kernel(&back, sizeof(back), sock + SOCKET_FILE_OFF))
+	if (bpf_probe_read_kernel(&socket, sizeof(socket), sock + SOCKET_FILE_OFF) || socket.file != file)
 		return 0;
-	return back == file;
+	return socket.sk;
+}
+
+#define IPPROTO_TCP 6
+
+/* A TCP socket's write_seq (the next byte a send queues: it moves on the first send, whatever the
+   fd), or -1 for any other socket, or one connected to another port than `dport` (host order). */
+static __always_inline s64 tcp_write_seq(void *sk, u16 dport)
+{
+	u16 protocol = 0, dport_be = 0;
+	u32 seq = 0;
+
+	if (!sk || bpf_probe_read_kernel(&protocol, sizeof(protocol), sk + SOCK_PROTOCOL_OFF) ||
+	    protocol != IPPROTO_TCP || bpf_probe_read_kernel(&dport_be, sizeof(dport_be), sk + SOCK_DPORT_OFF) ||
+	    __builtin_bswap16(dport_be) != dport || bpf_probe_read_kernel(&seq, sizeof(seq), sk + TCP_WRITE_SEQ_OFF))
+		return -1;
+	return seq;
 }
 
 /* The number of fds this process's table has room for (close_range() stops there). */
@@ -208,6 +234,8 @@ static __always_inline void tracked_fill(struct tracked_set *set, u32 i, u64 key
 	set->family[i] = sock->family;
 	set->dport[i] = sock->dport;
 	set->exec_id[i] = sock->exec_id;
+	set->shared[i] = sock->shared;
+	set->write_seq[i] = sock->write_seq;
 	__builtin_memcpy(&set->daddr[i * 16], sock->daddr, 16);
 	__sync_lock_test_and_set(&set->key[i], key);
 }
@@ -277,6 +305,8 @@ static __always_inline int tracked_take_way(struct tracked_set *set, u64 key, st
 	out->family = set->family[i];
 	out->dport = set->dport[i];
 	out->exec_id = set->exec_id[i];
+	out->shared = set->shared[i];
+	out->write_seq = set->write_seq[i];
 	__builtin_memcpy(out->daddr, &set->daddr[i * 16], 16);
 	__sync_lock_test_and_set(&set->key[i], 0);
 	return 1;

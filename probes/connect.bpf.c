@@ -113,26 +113,23 @@ static __always_inline int enter_connect(s32 fd, const void *uaddr, u32 addrlen)
 	return 0;
 }
 
-/* Arm first-payload capture for the socket `call` connected. */
-static __always_inline void track(const struct connect_call *call)
+/* Track `key`, where `sock` went, for its first payload. */
+static __always_inline void track_key(u64 key, struct tracked_sock *sock)
 {
-	struct tracked_sock sock = {.family = call->family, .dport = call->dport, .exec_id = exec_id()};
-	u64 key = sock_key(call->fd);
 	u32 home = tracked_home(key), spill = tracked_spill(key), zero = 0;
 	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
 
 	if (!h || !o || !f)
 		return;
-	__builtin_memcpy(sock.daddr, call->daddr, 16);
 	/* A connect() again on the same fd overwrites and counts nothing; a new socket counts in the filter. */
-	if (tracked_update(h, key, &sock) || (h->spilled && tracked_update(o, key, &sock)))
+	if (tracked_update(h, key, sock) || (h->spilled && tracked_update(o, key, sock)))
 		return;
-	if (tracked_insert(h, key, &sock))
+	if (tracked_insert(h, key, sock))
 		goto counted;
 	if (spill != home) {
 		__sync_fetch_and_add(&h->spilled, 1); /* before the key shows there, so no lookup misses it */
-		if (tracked_insert(o, key, &sock))
+		if (tracked_insert(o, key, sock))
 			goto counted;
 		__sync_fetch_and_add(&h->spilled, -1);
 	}
@@ -142,6 +139,15 @@ static __always_inline void track(const struct connect_call *call)
 	return;
 counted:
 	__sync_fetch_and_add(&f->count[filter_slot(key)], 1);
+}
+
+/* Arm first-payload capture for the socket `call` connected. */
+static __always_inline void track(const struct connect_call *call)
+{
+	struct tracked_sock sock = {.family = call->family, .dport = call->dport, .exec_id = exec_id()};
+
+	__builtin_memcpy(sock.daddr, call->daddr, 16);
+	track_key(sock_key(call->fd), &sock);
 }
 
 static __always_inline int exit_connect(long ret)
@@ -205,19 +211,72 @@ static __always_inline int enter_close(u32 fd)
 #define CLOSE_RANGE_CLOEXEC 4
 #define CLOSE_RANGE_SCAN 256
 
+/* The set and way where `key` is tracked, or 0 (a look, not a claim: the entry stays). */
+static __always_inline struct tracked_set *tracked_find(u64 key, u32 *way)
+{
+	u32 home = tracked_home(key), spill = tracked_spill(key), zero = 0;
+	struct tracked_filter *f = tracked_filter.lookup(&zero);
+	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
+
+	if (!f || !h || !o || !f->count[filter_slot(key)])
+		return 0;
+	*way = tracked_way(h, key);
+	if (*way < TRACKED_WAYS)
+		return h;
+	if (!h->spilled || o == h)
+		return 0;
+	*way = tracked_way(o, key);
+	return *way < TRACKED_WAYS ? o : 0;
+}
+
+/*
+ * dup2()/dup3(oldfd, newfd): newfd loses what it held; and when oldfd is a
+ * TCP socket awaiting its first payload, newfd gets it too. Shells send this
+ * way: bash's `echo login >&3` writes to fd 1 after dup2(3, 1), and `cmd
+ * >&3` does it in a forked child, whose oldfd is its parent's socket (the
+ * parent's entry is looked up then); `nc -e` puts the socket on 0, 1 and 2
+ * before the exec. Both entries are marked shared and keep the socket's
+ * write_seq at this moment: the first send through either checks it has not
+ * moved (a send through the other came first), so a connection still
+ * leaves at most one payload record. UDP sockets are not followed.
+ */
+static __always_inline void dup_fd(u32 oldfd, u32 newfd)
+{
+	if (oldfd == newfd) /* dup2(fd, fd) closes nothing; dup3(fd, fd) fails */
+		return;
+	enter_close(newfd);
+	void *task = bpf_get_current_task_btf();
+	void *parent = KFIELD(void *, task, TASK_REAL_PARENT_OFF);
+	u64 key = sock_key(oldfd);
+	u32 way = 0;
+	struct tracked_set *set = tracked_find(key, &way);
+
+	if (!set && parent)
+		set = tracked_find((u64)KFIELD(u32, parent, TASK_TGID_OFF) << 32 | oldfd, &way);
+	if (!set || way >= TRACKED_WAYS)
+		return;
+	s64 seq = tcp_write_seq(fd_sock(oldfd), set->dport[way]); /* the same connection, and TCP */
+	if (seq < 0 || (set->shared[way] && set->write_seq[way] != seq))
+		return; /* not TCP, another socket, or a copy of it has sent already */
+	struct tracked_sock sock = {
+		.family = set->family[way], .dport = set->dport[way], .exec_id = exec_id(), .shared = 1, .write_seq = seq};
+	__builtin_memcpy(sock.daddr, &set->daddr[way * 16], 16);
+	set->write_seq[way] = seq; /* the original entry too (plain stores: a race only costs the dedupe) */
+	set->shared[way] = 1;
+	track_key(sock_key(newfd), &sock);
+}
+
 #ifdef HOOK_ON_ENTER_DUP2
 int on_enter_dup2(struct tracepoint__syscalls__sys_enter_dup2 *args)
 {
-	if (args->oldfd != args->newfd) /* dup2(fd, fd) closes nothing */
-		enter_close(args->newfd);
+	dup_fd(args->oldfd, args->newfd);
 	return 0;
 }
 #endif
 
 int on_enter_dup3(struct tracepoint__syscalls__sys_enter_dup3 *args)
 {
-	if (args->oldfd != args->newfd) /* dup3(fd, fd) fails with EINVAL */
-		enter_close(args->newfd);
+	dup_fd(args->oldfd, args->newfd);
 	return 0;
 }
 

@@ -67,8 +67,15 @@ static __always_inline int claim(u32 fd, struct tracked_sock *sock)
 	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
 	if (!h || !o || !tracked_take(h, o, f, key, sock))
 		return 0;
-	if (sock->exec_id == exec_id() || fd_is_socket(fd))
+	if (sock->shared) { /* a dup of it may have sent first: then this is not the connection's first send */
+		void *sk = fd_sock(fd);
+		if (sk && tcp_write_seq(sk, sock->dport) == sock->write_seq)
+			return 1;
+		if (sk)
+			return 0;
+	} else if (sock->exec_id == exec_id() || fd_sock(fd)) {
 		return 1;
+	}
 	u64 *stale = tracked_stale.lookup(&zero); /* an exec closed the socket; the number now holds a file */
 	if (stale)
 		(*stale)++;

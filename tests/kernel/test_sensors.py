@@ -391,6 +391,53 @@ def test_a_socket_closed_by_exec_is_forgotten_and_one_kept_across_exec_is_not(
     assert k.probes.stale() == stale + 1
 
 
+@pytest.mark.parametrize(
+    ("script", "sent"),
+    [
+        ("exec 3<>/dev/tcp/127.0.0.1/{port}; echo login >&3", b"login\n"),  # dup2(3, 1), then write(1)
+        ("exec 3<>/dev/tcp/127.0.0.1/{port}; echo login >&3; echo again >&3; echo more >&3", b"login\n"),
+        ("exec 3<>/dev/tcp/127.0.0.1/{port}; cat {file} >&3; echo again >&3", b"login\n"),  # in a forked child
+        ("cat {file} >/dev/tcp/127.0.0.1/{port}", b"login\n"),  # the child connects, dup2s, closes, execs
+        ("exec 3<>/dev/tcp/127.0.0.1/{port}; printf login >&3 2>&3", b"login"),
+    ],
+    ids=["builtin", "builtin-thrice", "forked-cat", "redirect-exec", "two-dups"],
+)
+def test_a_socket_duplicated_onto_another_fd_sends_its_payload_once(
+    k: Collected, server: socket.socket, script: str, sent: bytes
+) -> None:
+    """bash's /dev/tcp redirections send through a dup of the socket (dup2(3, 1)), in bash itself or in a
+    forked child: the first send through any copy is the payload, and the connection leaves only one."""
+    port = server.getsockname()[1]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
+        f.write("login\n")
+        f.flush()
+        bash = subprocess.run(["bash", "-c", script.format(port=port, file=f.name)], check=True)
+    assert bash.returncode == 0
+    (event,) = k.find(PayloadEvent, lambda e: e.dport == port)
+    assert (event.data, event.daddr) == (sent, "127.0.0.1")
+    k.settle()
+    assert len(k.find(PayloadEvent, lambda e: e.dport == port, timeout=0)) == 1
+
+
+def test_copies_made_before_any_send_leave_one_payload(k: Collected, server: socket.socket) -> None:
+    """nc -e puts the socket on several fds before anything is sent: the first send through any copy is the
+    payload, and a send through another copy afterwards is not a second one (the socket's write_seq moved)."""
+    port = server.getsockname()[1]
+    c = socket.create_connection(("127.0.0.1", port))
+    copies = [os.dup(0), os.dup(0)]  # two numbers to put the socket on
+    for fd in copies:
+        os.dup2(c.fileno(), fd)
+    os.write(copies[1], b"first\n")
+    os.write(copies[0], b"second\n")
+    os.write(c.fileno(), b"third\n")
+    k.settle()
+    events = k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.dport == port, timeout=0)
+    assert [(e.fd, e.data) for e in events] == [(copies[1], b"first\n")]
+    for fd in copies:
+        os.close(fd)
+    c.close()
+
+
 def test_filter_counts_each_tracked_socket_until_it_goes(k: Collected, server: socket.socket) -> None:
     """The hot-path filter counts a tracked socket once, however often it connects, and lets it go on its
     first send or on its close. (Its slot is shared with other keys: only this test's sockets move it.)"""
