@@ -149,22 +149,29 @@ static __always_inline u16 exec_id(void)
 	return KFIELD(u32, bpf_get_current_task_btf(), TASK_SELF_EXEC_ID_OFF);
 }
 
+/* This process's fd table (struct fdtable), and in *size the number of fds it has room for; 0 when none. */
+static __always_inline void *current_fdt(u32 *size)
+{
+	void *files = KFIELD(void *, bpf_get_current_task_btf(), TASK_FILES_OFF);
+	void *fdt = files ? KFIELD(void *, files, FILES_FDT_OFF) : 0;
+
+	*size = fdt ? KFIELD(u32, fdt, FDT_MAX_FDS_OFF) : 0;
+	return fdt;
+}
+
 /* This process's `fd`'s struct sock, or 0 when the fd holds no socket: its file's private data is a struct
    socket that points back at the file (other files keep other objects there). Three reads. */
 static __always_inline void *fd_sock(u32 fd)
 {
-	void *files = KFIELD(void *, bpf_get_current_task_btf(), TASK_FILES_OFF);
-	void *fdt, **fds, *file = 0, *sock = 0;
+	u32 size;
+	void *fdt = current_fdt(&size), **fds, *file = 0, *sock = 0;
 	struct {
 		void *file;
 		void *sk;
 	} socket = {};
 
 	_Static_assert(SOCKET_SK_OFF == SOCKET_FILE_OFF + 8, "struct socket: file, then sk");
-	if (!files)
-		return 0;
-	fdt = KFIELD(void *, files, FILES_FDT_OFF);
-	if (!fdt || fd >= KFIELD(u32, fdt, FDT_MAX_FDS_OFF))
+	if (!fdt || fd >= size)
 		return 0;
 	fds = KFIELD(void **, fdt, FDT_FD_OFF);
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
@@ -192,15 +199,6 @@ static __always_inline s64 tcp_write_seq(void *sk, u16 dport)
 	return seq;
 }
 
-/* The number of fds this process's table has room for (close_range() stops there). */
-static __always_inline u32 fd_table_size(void)
-{
-	void *files = KFIELD(void *, bpf_get_current_task_btf(), TASK_FILES_OFF);
-	void *fdt = files ? KFIELD(void *, files, FILES_FDT_OFF) : 0;
-
-	return fdt ? KFIELD(u32, fdt, FDT_MAX_FDS_OFF) : 0;
-}
-
 /*
  * The two sets a key may live in (the same one when the table has one set:
  * then it never spills). A 32-bit hash times the set count, high half: a
@@ -226,6 +224,19 @@ static __always_inline int tracked_way(const struct tracked_set *set, u64 key)
 	return -1;
 }
 
+/* The set, home or (after a spill) spill, whose way *i holds `key`; 0 when neither does. */
+static __always_inline struct tracked_set *tracked_where(struct tracked_set *home, struct tracked_set *spill, u64 key,
+							 u32 *i)
+{
+	*i = tracked_way(home, key);
+	if (*i < TRACKED_WAYS)
+		return home;
+	if (!home->spilled || spill == home)
+		return 0;
+	*i = tracked_way(spill, key);
+	return *i < TRACKED_WAYS ? spill : 0;
+}
+
 /* Write `sock` into way i, which holds key | TRACKED_BUSY, then publish the key (a full barrier). */
 static __always_inline void tracked_fill(struct tracked_set *set, u32 i, u64 key, const struct tracked_sock *sock)
 {
@@ -240,11 +251,9 @@ static __always_inline void tracked_fill(struct tracked_set *set, u32 i, u64 key
 	__sync_lock_test_and_set(&set->key[i], key);
 }
 
-/* A connect() again on a socket `set` already tracks (UDP, getaddrinfo's address sorting): new destination. */
-static __always_inline int tracked_update(struct tracked_set *set, u64 key, const struct tracked_sock *sock)
+/* A connect() again on a socket way i of `set` tracks (UDP, getaddrinfo's address sorting): new destination. */
+static __always_inline int tracked_update_at(struct tracked_set *set, u32 i, u64 key, const struct tracked_sock *sock)
 {
-	u32 i = tracked_way(set, key);
-
 	if (i >= TRACKED_WAYS)
 		return 0;
 	if (__sync_val_compare_and_swap(&set->key[i], key, key | TRACKED_BUSY) != key)
@@ -288,14 +297,13 @@ static __always_inline u32 filter_slot(u64 key)
 }
 
 /*
- * Free `key`'s way in `set`: 1 when this call freed it. With `out`, copy
- * where the socket went first, holding the way busy meanwhile (the first
- * payload owns it); without, one compare-and-swap (close(), the sweep).
+ * Free way i of `set`, which holds `key`: 1 when this call freed it. With
+ * `out`, copy where the socket went first, holding the way busy meanwhile
+ * (the first payload owns it); without, one compare-and-swap (close(), the
+ * sweep).
  */
-static __always_inline int tracked_take_way(struct tracked_set *set, u64 key, struct tracked_sock *out)
+static __always_inline int tracked_take_at(struct tracked_set *set, u32 i, u64 key, struct tracked_sock *out)
 {
-	u32 i = tracked_way(set, key);
-
 	if (i >= TRACKED_WAYS)
 		return 0;
 	if (!out)
@@ -321,11 +329,13 @@ static __always_inline int tracked_take_way(struct tracked_set *set, u64 key, st
 static __always_inline int tracked_take(struct tracked_set *home, struct tracked_set *spill,
 					struct tracked_filter *f, u64 key, struct tracked_sock *out)
 {
-	if (!tracked_take_way(home, key, out)) {
-		if (!home->spilled || spill == home || !tracked_take_way(spill, key, out))
-			return 0;
+	u32 i = 0;
+	struct tracked_set *set = tracked_where(home, spill, key, &i);
+
+	if (!set || !tracked_take_at(set, i, key, out))
+		return 0;
+	if (set != home)
 		__sync_fetch_and_add(&home->spilled, -1);
-	}
 	__sync_fetch_and_add(&f->count[filter_slot(key)], -1);
 	return 1;
 }

@@ -123,7 +123,9 @@ static __always_inline void track_key(u64 key, struct tracked_sock *sock)
 	if (!h || !o || !f)
 		return;
 	/* A connect() again on the same fd overwrites and counts nothing; a new socket counts in the filter. */
-	if (tracked_update(h, key, sock) || (h->spilled && tracked_update(o, key, sock)))
+	u32 i = 0;
+	struct tracked_set *at = tracked_where(h, o, key, &i);
+	if (at && tracked_update_at(at, i, key, sock))
 		return;
 	if (tracked_insert(h, key, sock))
 		goto counted;
@@ -185,17 +187,21 @@ static __always_inline int untrack(u64 key)
 	return f && h && o ? tracked_take(h, o, f, key, 0) : 0;
 }
 
+/* Forget `key` if the filter `f` says it may be tracked: most keys stop at the filter. */
+static __always_inline void forget(const struct tracked_filter *f, u64 key)
+{
+	if (f->count[filter_slot(key)])
+		untrack(key);
+}
+
 /* A closed fd number is reused for files: forget it so its next write is not a "payload". */
 static __always_inline int enter_close(u32 fd)
 {
-	u64 key = sock_key(fd);
 	u32 zero = 0;
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
 
-	/* Every close() on the node lands here: most stop at the filter. */
-	if (!f || !f->count[filter_slot(key)])
-		return 0;
-	untrack(key);
+	if (f) /* every close() on the node lands here */
+		forget(f, sock_key(fd));
 	return 0;
 }
 
@@ -220,13 +226,7 @@ static __always_inline struct tracked_set *tracked_find(u64 key, u32 *way)
 
 	if (!f || !h || !o || !f->count[filter_slot(key)])
 		return 0;
-	*way = tracked_way(h, key);
-	if (*way < TRACKED_WAYS)
-		return h;
-	if (!h->spilled || o == h)
-		return 0;
-	*way = tracked_way(o, key);
-	return *way < TRACKED_WAYS ? o : 0;
+	return tracked_where(h, o, key, way);
 }
 
 /*
@@ -283,10 +283,10 @@ int on_enter_dup3(struct tracepoint__syscalls__sys_enter_dup3 *args)
 #ifdef HOOK_ON_ENTER_CLOSE_RANGE
 int on_enter_close_range(struct tracepoint__syscalls__sys_enter_close_range *args)
 {
-	u32 first = args->fd, last = args->max_fd, size = fd_table_size(), zero = 0;
+	u32 first = args->fd, last = args->max_fd, size = 0, zero = 0;
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
 
-	if (!f || args->flags & CLOSE_RANGE_CLOEXEC || first >= size)
+	if (!f || args->flags & CLOSE_RANGE_CLOEXEC || !current_fdt(&size) || first >= size)
 		return 0;
 	if (last >= size)
 		last = size - 1;
@@ -295,8 +295,7 @@ int on_enter_close_range(struct tracepoint__syscalls__sys_enter_close_range *arg
 		u32 fd = first + i;
 		if (fd > last)
 			break;
-		if (f->count[filter_slot(tgid | fd)])
-			untrack(tgid | fd);
+		forget(f, tgid | fd);
 	}
 	return 0;
 }

@@ -272,6 +272,11 @@ class JiffyClock:
         return t
 
 
+def _per_cpu_total(bpf: Any, counter: bytes) -> int:
+    """A one-slot per-CPU counter of a loaded sensor, summed over CPUs; 0 before the sensor loads."""
+    return 0 if bpf is None else sum(int(v) for v in bpf[counter][ct.c_uint32(0)])
+
+
 class Probes:
     """The loaded sensors and the ring-buffer reader thread."""
 
@@ -486,15 +491,11 @@ class Probes:
 
     def not_tracked(self) -> int:
         """Connections reported but not tracked for their first payload: the tracked-socket table was full."""
-        if self._connect is None:
-            return 0
-        return sum(int(v) for v in self._connect[b"tracked_full"][ct.c_uint32(0)])
+        return _per_cpu_total(self._connect, b"tracked_full")
 
     def stale(self) -> int:
         """Tracked fds that held no socket at their first send (an exec closed it): not reported as payloads."""
-        if self._payload is None:
-            return 0
-        return sum(int(v) for v in self._payload[b"tracked_stale"][ct.c_uint32(0)])
+        return _per_cpu_total(self._payload, b"tracked_stale")
 
     def close(self) -> None:
         self._stop.set()

@@ -69,10 +69,8 @@ static __always_inline int claim(u32 fd, struct tracked_sock *sock)
 		return 0;
 	if (sock->shared) { /* a dup of it may have sent first: then this is not the connection's first send */
 		void *sk = fd_sock(fd);
-		if (sk && tcp_write_seq(sk, sock->dport) == sock->write_seq)
-			return 1;
 		if (sk)
-			return 0;
+			return tcp_write_seq(sk, sock->dport) == sock->write_seq;
 	} else if (sock->exec_id == exec_id() || fd_sock(fd)) {
 		return 1;
 	}
