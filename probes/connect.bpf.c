@@ -230,40 +230,134 @@ static __always_inline struct tracked_set *tracked_find(u64 key, u32 *way)
 }
 
 /*
- * dup2()/dup3(oldfd, newfd): newfd loses what it held; and when oldfd is a
- * TCP socket awaiting its first payload, newfd gets it too. Shells send this
- * way: bash's `echo login >&3` writes to fd 1 after dup2(3, 1), and `cmd
- * >&3` does it in a forked child, whose oldfd is its parent's socket (the
- * parent's entry is looked up then); `nc -e` puts the socket on 0, 1 and 2
- * before the exec. Both entries are marked shared and keep the socket's
- * write_seq at this moment: the first send through either checks it has not
- * moved (a send through the other came first), so a connection still
- * leaves at most one payload record. UDP sockets are not followed.
+ * A copy of a TCP socket awaiting its first payload is tracked too, on the
+ * fd number the copy gets. Shells send this way: bash's `echo login >&3`
+ * writes to fd 1 after dup2(3, 1), and `cmd >&3` does it in a forked
+ * child, whose oldfd is its parent's socket (the parent's entry is looked
+ * up then); `exec {fd}<>/dev/tcp/...` moves the socket above 9 with
+ * fcntl(F_DUPFD, 10) and closes the original; `nc -e` puts the socket on
+ * 0, 1 and 2 before the exec. Both entries are marked shared and keep the
+ * socket's write_seq at this moment: the first send through either checks
+ * it has not moved (a send through the other came first), so a connection
+ * still leaves at most one payload record. UDP sockets are not followed.
+ *
+ * dup_source() fills *copy with the entry a copy of `oldfd` gets, and
+ * marks the original shared; 0 when oldfd is no such socket.
  */
-static __always_inline void dup_fd(u32 oldfd, u32 newfd)
+static __always_inline int dup_source(u32 oldfd, struct tracked_sock *copy)
 {
-	if (oldfd == newfd) /* dup2(fd, fd) closes nothing; dup3(fd, fd) fails */
-		return;
-	enter_close(newfd);
 	void *task = bpf_get_current_task_btf();
 	void *parent = KFIELD(void *, task, TASK_REAL_PARENT_OFF);
-	u64 key = sock_key(oldfd);
 	u32 way = 0;
-	struct tracked_set *set = tracked_find(key, &way);
+	struct tracked_set *set = tracked_find(sock_key(oldfd), &way);
 
 	if (!set && parent)
 		set = tracked_find((u64)KFIELD(u32, parent, TASK_TGID_OFF) << 32 | oldfd, &way);
 	if (!set || way >= TRACKED_WAYS)
-		return;
+		return 0;
 	s64 seq = tcp_write_seq(fd_sock(oldfd), set->dport[way]); /* the same connection, and TCP */
 	if (seq < 0 || (set->shared[way] && set->write_seq[way] != seq))
-		return; /* not TCP, another socket, or a copy of it has sent already */
-	struct tracked_sock sock = {
-		.family = set->family[way], .dport = set->dport[way], .exec_id = exec_id(), .shared = 1, .write_seq = seq};
-	__builtin_memcpy(sock.daddr, &set->daddr[way * 16], 16);
+		return 0; /* not TCP, another socket, or a copy of it has sent already */
+	copy->family = set->family[way];
+	copy->dport = set->dport[way];
+	copy->exec_id = exec_id();
+	copy->shared = 1;
+	copy->write_seq = seq;
+	__builtin_memcpy(copy->daddr, &set->daddr[way * 16], 16);
 	set->write_seq[way] = seq; /* the original entry too (plain stores: a race only costs the dedupe) */
 	set->shared[way] = 1;
-	track_key(sock_key(newfd), &sock);
+	return 1;
+}
+
+/* dup2()/dup3(oldfd, newfd): newfd loses what it held, and gets oldfd's socket. */
+static __always_inline void dup_fd(u32 oldfd, u32 newfd)
+{
+	struct tracked_sock copy = {};
+
+	if (oldfd == newfd) /* dup2(fd, fd) closes nothing; dup3(fd, fd) fails */
+		return;
+	enter_close(newfd);
+	if (dup_source(oldfd, &copy))
+		track_key(sock_key(newfd), &copy);
+}
+
+/*
+ * dup() and fcntl(F_DUPFD / F_DUPFD_CLOEXEC) pick the new number
+ * themselves: the copy is made ready at entry, kept in task-local storage,
+ * and tracked at exit under the number the call returned. Every fcntl()
+ * exit on the node checks dups_armed first, the threads inside such a
+ * call (almost always 0), and returns.
+ */
+#define F_DUPFD 0
+#define F_DUPFD_CLOEXEC 1030
+
+struct dup_call {
+	struct tracked_sock copy;
+	u32 armed;
+};
+
+BPF_TASK_STORAGE(dup_calls, struct dup_call);
+BPF_ARRAY(dups_armed, u64, 1);
+
+static __always_inline void enter_dup_any(u32 oldfd)
+{
+	u32 zero = 0;
+	u64 *armed = dups_armed.lookup(&zero);
+	struct tracked_sock copy = {};
+	struct dup_call *call;
+
+	if (!armed || !dup_source(oldfd, &copy))
+		return;
+	call = dup_calls.task_storage_get(bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!call) /* no memory: this copy goes untracked (the original still is) */
+		return;
+	call->copy = copy;
+	if (!call->armed) {
+		call->armed = 1;
+		__sync_fetch_and_add(armed, 1);
+	}
+}
+
+static __always_inline void exit_dup_any(long ret)
+{
+	u32 zero = 0;
+	u64 *armed = dups_armed.lookup(&zero);
+	struct dup_call *call;
+
+	if (!armed || !*armed)
+		return;
+	call = dup_calls.task_storage_get(bpf_get_current_task_btf(), 0, 0);
+	if (!call || !call->armed)
+		return;
+	call->armed = 0;
+	__sync_fetch_and_add(armed, -1);
+	if (ret >= 0)
+		track_key(sock_key(ret), &call->copy);
+}
+
+int on_enter_dup(struct tracepoint__syscalls__sys_enter_dup *args)
+{
+	enter_dup_any(args->fildes);
+	return 0;
+}
+
+int on_exit_dup(struct tracepoint__syscalls__sys_exit_dup *args)
+{
+	exit_dup_any(args->ret);
+	return 0;
+}
+
+int on_enter_fcntl(struct tracepoint__syscalls__sys_enter_fcntl *args)
+{
+	if (args->cmd == F_DUPFD || args->cmd == F_DUPFD_CLOEXEC)
+		enter_dup_any(args->fd);
+	return 0;
+}
+
+int on_exit_fcntl(struct tracepoint__syscalls__sys_exit_fcntl *args)
+{
+	exit_dup_any(args->ret);
+	return 0;
 }
 
 #ifdef HOOK_ON_ENTER_DUP2

@@ -57,6 +57,10 @@ SENSORS: tuple[Sensor, ...] = (
             ("syscalls:sys_exit_connect", "on_exit_connect"),
             ("syscalls:sys_enter_close", "on_enter_close"),
             ("syscalls:sys_enter_dup3", "on_enter_dup3"),  # these close an fd without close()
+            ("syscalls:sys_enter_dup", "on_enter_dup"),  # these copy a socket to a number they pick
+            ("syscalls:sys_exit_dup", "on_exit_dup"),
+            ("syscalls:sys_enter_fcntl", "on_enter_fcntl"),  # F_DUPFD, F_DUPFD_CLOEXEC
+            ("syscalls:sys_exit_fcntl", "on_exit_fcntl"),
         ),
         "IPv4/IPv6 connect() destination and result",
         optional=(

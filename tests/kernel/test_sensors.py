@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import fcntl
 import gzip
 import os
 import re
@@ -26,6 +28,7 @@ from probes.loader import filter_slot
 from tests.kernel.helpers import Collected, loaded_probes
 
 pytestmark = pytest.mark.kernel
+LIBC = ctypes.CDLL(None, use_errno=True)  # dup(): Python itself copies fds with fcntl(F_DUPFD_CLOEXEC)
 
 
 @pytest.fixture(scope="module")
@@ -399,8 +402,10 @@ def test_a_socket_closed_by_exec_is_forgotten_and_one_kept_across_exec_is_not(
         ("exec 3<>/dev/tcp/127.0.0.1/{port}; cat {file} >&3; echo again >&3", b"login\n"),  # in a forked child
         ("cat {file} >/dev/tcp/127.0.0.1/{port}", b"login\n"),  # the child connects, dup2s, closes, execs
         ("exec 3<>/dev/tcp/127.0.0.1/{port}; printf login >&3 2>&3", b"login"),
+        ("exec {{s}}<>/dev/tcp/127.0.0.1/{port}; echo login >&$s", b"login\n"),  # fcntl(F_DUPFD, 10), close(3)
+        ("exec {{s}}<>/dev/tcp/127.0.0.1/{port}; cat {file} >&$s; echo again >&$s", b"login\n"),
     ],
-    ids=["builtin", "builtin-thrice", "forked-cat", "redirect-exec", "two-dups"],
+    ids=["builtin", "builtin-thrice", "forked-cat", "redirect-exec", "two-dups", "named-fd", "named-fd-forked"],
 )
 def test_a_socket_duplicated_onto_another_fd_sends_its_payload_once(
     k: Collected, server: socket.socket, script: str, sent: bytes
@@ -417,6 +422,38 @@ def test_a_socket_duplicated_onto_another_fd_sends_its_payload_once(
     assert (event.data, event.daddr) == (sent, "127.0.0.1")
     k.settle()
     assert len(k.find(PayloadEvent, lambda e: e.dport == port, timeout=0)) == 1
+
+
+@pytest.mark.parametrize("how", ["dup", "F_DUPFD", "F_DUPFD_CLOEXEC"])
+def test_a_copy_at_a_number_the_kernel_picks_sends_the_payload(k: Collected, server: socket.socket, how: str) -> None:
+    """dup() and fcntl(F_DUPFD*) choose the copy's number: the copy is tracked under the number returned,
+    after the original is closed too, and the connection still leaves one payload."""
+    port = server.getsockname()[1]
+    c = socket.create_connection(("127.0.0.1", port))
+    copy = LIBC.dup(c.fileno()) if how == "dup" else fcntl.fcntl(c.fileno(), getattr(fcntl, how), 40)
+    assert copy >= 0 and (how == "dup" or copy >= 40)
+    c.close()
+    os.write(copy, b"first\n")
+    os.write(copy, b"second\n")
+    k.settle()
+    events = k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.dport == port, timeout=0)
+    assert [(e.fd, e.data) for e in events] == [(copy, b"first\n")]
+    os.close(copy)
+
+
+def test_a_failed_dup_tracks_nothing(k: Collected, server: socket.socket) -> None:
+    """fcntl(F_DUPFD) past the fd limit fails: no number is tracked, and the original keeps its payload."""
+    port = server.getsockname()[1]
+    c = socket.create_connection(("127.0.0.1", port))
+    before = set(k.probes.tracked_keys())
+    assert (os.getpid() << 32 | c.fileno()) in before
+    with pytest.raises(OSError):
+        fcntl.fcntl(c.fileno(), fcntl.F_DUPFD, 1 << 30)
+    assert set(k.probes.tracked_keys()) == before
+    c.sendall(b"mine\n")
+    (event,) = k.find(PayloadEvent, lambda e: e.tgid == os.getpid() and e.dport == port)
+    assert (event.fd, event.data) == (c.fileno(), b"mine\n")
+    c.close()
 
 
 def test_copies_made_before_any_send_leave_one_payload(k: Collected, server: socket.socket) -> None:
