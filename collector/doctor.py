@@ -11,7 +11,7 @@ from pathlib import Path
 
 from collector.cgroups import find_cgroup2_mount
 from probes import btf, tracefs
-from probes.loader import TRACEPOINTS
+from probes.loader import OPTIONAL_TRACEPOINTS, TRACEPOINTS
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
@@ -99,14 +99,22 @@ def _tracefs() -> Check:
     return Check("tracefs", OK, str(root))
 
 
-def _tracepoints() -> list[Check]:
-    root = tracefs.find()
+def _tracepoints(root: Path | None = None) -> list[Check]:
+    root = root or tracefs.find()
     if root is None:
         return [Check("tracepoints", WARN, "tracefs not mounted: cannot list them until it is")]
     missing = [tp for tp in TRACEPOINTS if not tracefs.has_tracepoint(tp, root)]
     if missing:
         return [Check("tracepoints", FAIL, "missing: " + ", ".join(missing))]
-    return [Check("tracepoints", OK, f"all {len(TRACEPOINTS)} present")]
+    checks = [Check("tracepoints", OK, f"all {len(TRACEPOINTS)} present")]
+    absent = [tp for tp in OPTIONAL_TRACEPOINTS if not tracefs.has_tracepoint(tp, root)]
+    if absent:
+        # A syscall tracepoint exists wherever its syscall does (dup2 is not on arm64, close_range came in 5.9).
+        detail = ", ".join(absent) + ": not on this kernel, which has no such syscall (nothing goes unseen)"
+        checks.append(Check("optional tracepoints", OK, detail))
+    else:
+        checks.append(Check("optional tracepoints", OK, f"all {len(OPTIONAL_TRACEPOINTS)} present"))
+    return checks
 
 
 def _uprobes() -> Check:

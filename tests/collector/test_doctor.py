@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from collector.doctor import CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, can_load_bpf, effective_caps
+from collector.doctor import (
+    CAP_BPF,
+    CAP_PERFMON,
+    CAP_SYS_ADMIN,
+    FAIL,
+    OK,
+    _tracepoints,
+    can_load_bpf,
+    effective_caps,
+)
+from probes.loader import OPTIONAL_TRACEPOINTS, TRACEPOINTS
 
 
 @pytest.mark.parametrize(
@@ -31,3 +41,30 @@ def test_effective_caps_parsing(tmp_path: Path) -> None:
     status.write_text("Name:\tx\nCapEff:\t000000c000200000\n")
     assert effective_caps(status) == 0xC000200000
     assert effective_caps(tmp_path / "missing") == 0
+
+
+def _fake_tracefs(root: Path, present: tuple[str, ...]) -> Path:
+    for tp in present:
+        category, _, event = tp.partition(":")
+        (root / "events" / category / event).mkdir(parents=True)
+        (root / "events" / category / event / "id").write_text("1\n")
+    return root
+
+
+def test_tracepoints_required_missing_fails_and_optional_absent_is_said(tmp_path: Path) -> None:
+    """A missing required tracepoint fails; an absent optional one (arm64's dup2) is named, not failed."""
+    everything = _fake_tracefs(tmp_path / "all", TRACEPOINTS + OPTIONAL_TRACEPOINTS)
+    assert [(c.name, c.status) for c in _tracepoints(everything)] == [
+        ("tracepoints", OK),
+        ("optional tracepoints", OK),
+    ]
+    assert "all" in _tracepoints(everything)[1].detail
+
+    no_dup2 = _fake_tracefs(tmp_path / "arm64", TRACEPOINTS + OPTIONAL_TRACEPOINTS[1:])
+    checks = _tracepoints(no_dup2)
+    assert checks[0].status == OK
+    assert checks[1].status == OK and OPTIONAL_TRACEPOINTS[0] in checks[1].detail
+
+    no_connect = _fake_tracefs(tmp_path / "old", tuple(tp for tp in TRACEPOINTS if "connect" not in tp))
+    (check,) = _tracepoints(no_connect)
+    assert check.status == FAIL and "syscalls:sys_enter_connect" in check.detail
