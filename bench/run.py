@@ -26,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -467,13 +468,16 @@ def print_overhead(
             f"{LABELS[op]:<26} {bare / 1000:7.1f} us {f_ratio:7.3f}x {a_ratio:7.3f}x "
             f"{added:>30} {p_ratio:7.3f}x [{p_lo:.2f}-{p_hi:.2f}]"
         )
-    print("\nfloor: an empty program on the same 13 tracepoints. agent: the agent's programs, attached and detached")
-    print("around each run (its reader draining the ring buffer). agent process: `coalmine run` started each round,")
-    print("paired with a no-tracer run (range in brackets). On this VM the CPU speed drifts +-30% within seconds and")
-    print("the workload can run faster while the other vCPU is busy, so the process column is a sanity check only;")
-    print("the per-call times below are the kernel's own measure of what the agent's programs cost. The wall-clock")
-    print("ratio is shown only where the floor's added time exceeds twice its standard error (from the spread over")
-    print("the alternations); the budget is judged on the measured parts further down.")
+    note = (
+        f"floor: an empty program on the same {len(hooked_tracepoints())} tracepoints. agent: the agent's programs, "
+        "attached and detached around each run (its reader draining the ring buffer). agent process: `coalmine run` "
+        "started each round, paired with a no-tracer run (range in brackets). On this VM the CPU speed drifts +-30% "
+        "within seconds and the workload can run faster while the other vCPU is busy, so the process column is a "
+        "sanity check only; the per-call times below are the kernel's own measure of what the agent's programs cost. "
+        "The wall-clock ratio is shown only where the floor's added time exceeds twice its standard error (from the "
+        "spread over the alternations); the budget is judged on the measured parts further down."
+    )
+    print("\n" + textwrap.fill(note, 106))
     print("\nBPF run time per call, timed by the kernel (kernel.bpf_stats_enabled):")
     for name, (ns, count) in sorted(per_call.items(), key=lambda kv: -kv[1][1]):
         if count:
