@@ -68,7 +68,7 @@ class Agent:
         self.metrics.gauges["socket_filter_busy_slots"] = lambda: sum(1 for n in self.probes.filter_counts() if n)
         self.metrics.gauges["sockets_tracked"] = lambda: self.probes.tracked_now
         self.metrics.counters["sockets_not_tracked_total"] = (
-            "Connections whose first payload goes unseen: the tracked-socket table was full.",
+            "Connections (or fd copies of them) whose first payload goes unseen: the tracked-socket table was full.",
             self.probes.not_tracked,
         )
         self.metrics.counters["sockets_stale_total"] = (

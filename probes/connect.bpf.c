@@ -309,8 +309,12 @@ static __always_inline void enter_dup_any(u32 oldfd)
 	if (!armed || !dup_source(oldfd, &copy))
 		return;
 	call = dup_calls.task_storage_get(bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!call) /* no memory: this copy goes untracked (the original still is) */
+	if (!call) { /* no memory: this copy goes untracked (the original still is), counted as a full table is */
+		u64 *full = tracked_full.lookup(&zero);
+		if (full)
+			(*full)++;
 		return;
+	}
 	call->copy = copy;
 	if (!call->armed) {
 		call->armed = 1;
