@@ -159,13 +159,14 @@ _MADV_PAGEOUT = 21  # Linux >= 5.4
 
 
 def release_compiler_memory() -> None:
-    """Give back what compiling the probes used: the agent never compiles again.
+    """Give back what a compile used, after each one: the agent's peak is one compile's, not their sum.
 
-    bcc links all of clang and LLVM. After load, glibc keeps ~40 MB of freed
-    heap and the compiler's code stays resident (~80 MB of clean file pages).
-    malloc_trim returns the heap; MADV_PAGEOUT drops the compiler's pages,
-    which are only read back if bcc compiles again. Best effort: both are
-    skipped where libc or the kernel lacks them.
+    bcc links all of clang and LLVM. After a compile, glibc keeps the freed
+    heap and the compiler's code stays resident (~80 MB of clean file pages
+    after the first). malloc_trim returns the heap; MADV_PAGEOUT drops the
+    compiler's pages, which the next compile reads back from the page cache
+    (only the ones it runs: ~50 MB). Best effort: both are skipped where
+    libc or the kernel lacks them.
     """
     libc = ct.CDLL(ctypes.util.find_library("c"), use_errno=True)
     if hasattr(libc, "malloc_trim"):
@@ -325,6 +326,8 @@ class Probes:
             self._common = BPF(src_file=bytes(PROBES_DIR / "common.bpf.c"), cflags=flags)
         except Exception as exc:
             raise ProbeError(f"common.bpf.c: cannot compile the shared maps: {exc}") from exc
+        finally:
+            release_compiler_memory()
         self._bpf.append(self._common)
         flags.append(f"-DEVENTS_MAP_FD={self._common[b'events'].map_fd}")  # common.bpf.h submit_flags()
         try:
@@ -346,7 +349,6 @@ class Probes:
         time.sleep(max(0.0, 0.5 - (time.monotonic_ns() - first_edge[1]) / 1e9))  # HZ from edges >= 0.5 s apart
         self.clock = JiffyClock.from_edges(first_edge, self._tick_edge(sample_clocks))
         self._attached = True
-        release_compiler_memory()
 
     def _load_sensor(self, BPF: Any, sensor: Sensor, flags: list[str], status: SensorStatus) -> None:
         """Compile one sensor and attach its hooks; a failure goes in ``status.error``."""
@@ -355,6 +357,8 @@ class Probes:
         except Exception as exc:
             status.error = f"{sensor.source}: compile or load failed: {exc}"
             return
+        finally:
+            release_compiler_memory()  # each compile's peak, not their sum
         self._bpf.append(bpf)
         for tp, fn in sensor.hooks + present_optional(sensor):
             try:
