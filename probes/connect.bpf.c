@@ -113,14 +113,35 @@ static __always_inline int enter_connect(s32 fd, const void *uaddr, u32 addrlen)
 	return 0;
 }
 
+/* A socket, or a copy of it, goes untracked (its first payload unseen): count it. */
+static __always_inline void count_not_tracked(void)
+{
+	u32 zero = 0;
+	u64 *full = tracked_full.lookup(&zero);
+
+	if (full)
+		(*full)++;
+}
+
+/* `key`'s home set *h and spill set *o (the same set when the table has one), and the filter; 0 when a
+   lookup failed (never: they are arrays, indexed in range). */
+static __always_inline struct tracked_filter *tracked_sets_of(u64 key, struct tracked_set **h,
+							      struct tracked_set **o)
+{
+	u32 home = tracked_home(key), spill = tracked_spill(key), zero = 0;
+
+	*h = tracked.lookup(&home);
+	*o = tracked.lookup(&spill);
+	return *h && *o ? tracked_filter.lookup(&zero) : 0;
+}
+
 /* Track `key`, where `sock` went, for its first payload. */
 static __always_inline void track_key(u64 key, struct tracked_sock *sock)
 {
-	u32 home = tracked_home(key), spill = tracked_spill(key), zero = 0;
-	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
-	struct tracked_filter *f = tracked_filter.lookup(&zero);
+	struct tracked_set *h, *o;
+	struct tracked_filter *f = tracked_sets_of(key, &h, &o);
 
-	if (!h || !o || !f)
+	if (!f)
 		return;
 	/* A connect() again on the same fd overwrites and counts nothing; a new socket counts in the filter. */
 	u32 i = 0;
@@ -129,15 +150,13 @@ static __always_inline void track_key(u64 key, struct tracked_sock *sock)
 		return;
 	if (tracked_insert(h, key, sock))
 		goto counted;
-	if (spill != home) {
+	if (o != h) {
 		__sync_fetch_and_add(&h->spilled, 1); /* before the key shows there, so no lookup misses it */
 		if (tracked_insert(o, key, sock))
 			goto counted;
 		__sync_fetch_and_add(&h->spilled, -1);
 	}
-	u64 *full = tracked_full.lookup(&zero);
-	if (full)
-		(*full)++;
+	count_not_tracked();
 	return;
 counted:
 	__sync_fetch_and_add(&f->count[filter_slot(key)], 1);
@@ -180,11 +199,10 @@ static __always_inline int exit_connect(long ret)
 /* Forget `key` in whichever of its sets holds it, and uncount it: 1 when this call removed it. */
 static __always_inline int untrack(u64 key)
 {
-	u32 home = tracked_home(key), spill = tracked_spill(key), zero = 0;
-	struct tracked_filter *f = tracked_filter.lookup(&zero);
-	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
+	struct tracked_set *h, *o;
+	struct tracked_filter *f = tracked_sets_of(key, &h, &o);
 
-	return f && h && o ? tracked_take(h, o, f, key, 0) : 0;
+	return f ? tracked_take(h, o, f, key, 0) : 0;
 }
 
 /* Forget `key` if the filter `f` says it may be tracked: most keys stop at the filter. */
@@ -220,11 +238,10 @@ static __always_inline int enter_close(u32 fd)
 /* The set and way where `key` is tracked, or 0 (a look, not a claim: the entry stays). */
 static __always_inline struct tracked_set *tracked_find(u64 key, u32 *way)
 {
-	u32 home = tracked_home(key), spill = tracked_spill(key), zero = 0;
-	struct tracked_filter *f = tracked_filter.lookup(&zero);
-	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
+	struct tracked_set *h, *o;
+	struct tracked_filter *f = tracked_sets_of(key, &h, &o);
 
-	if (!f || !h || !o || !f->count[filter_slot(key)])
+	if (!f || !f->count[filter_slot(key)])
 		return 0;
 	return tracked_where(h, o, key, way);
 }
@@ -309,10 +326,8 @@ static __always_inline void enter_dup_any(u32 oldfd)
 	if (!armed || !dup_source(oldfd, &copy))
 		return;
 	call = dup_calls.task_storage_get(bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!call) { /* no memory: this copy goes untracked (the original still is), counted as a full table is */
-		u64 *full = tracked_full.lookup(&zero);
-		if (full)
-			(*full)++;
+	if (!call) { /* no memory: this copy goes untracked (the original still is) */
+		count_not_tracked();
 		return;
 	}
 	call->copy = copy;

@@ -498,7 +498,8 @@ class Probes:
         return [int(k) & ~busy for ways in self._connect[b"tracked"].values() for k in ways.key if k]
 
     def not_tracked(self) -> int:
-        """Connections reported but not tracked for their first payload: the tracked-socket table was full."""
+        """Connections reported but not tracked for their first payload: the tracked-socket table was full
+        (or, for a copy made by dup()/fcntl(F_DUPFD), no memory to hold it until the call returned)."""
         return _per_cpu_total(self._connect, b"tracked_full")
 
     def stale(self) -> int:
