@@ -10,7 +10,7 @@ receive them as ``-D`` flags. Format: Documentation/bpf/btf.rst.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from array import array
 from pathlib import Path
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
@@ -45,15 +45,6 @@ class BTFError(Exception):
     """The BTF blob is missing, malformed, or lacks the requested member."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Type:
-    kind: int
-    name: str
-    vlen: int
-    kind_flag: bool
-    data_off: int  # offset of the kind-specific data in the blob
-
-
 class BTF:
     """Struct and union member offsets from one BTF blob."""
 
@@ -67,8 +58,10 @@ class BTF:
         self._blob = blob
         self._types_start = hdr_len + type_off
         self._strings = blob[hdr_len + str_off : hdr_len + str_off + str_len]
-        self._types: list[_Type | None] = [None]  # type id 0 is void
-        self._by_name: dict[str, int] = {}
+        # type id -> offset of its btf_type in the blob (id 0, void, has none). An array, not an object per
+        # type: vmlinux has ~100k types, and this runs just before bcc's compile, the agent's memory peak.
+        self._types = array("I", [0])
+        self._by_name: dict[str, int] = {}  # struct name -> its first type id
         if hdr_len + max(type_off + type_len, str_off + str_len) > len(blob):
             raise BTFError("BTF blob is truncated: its header points past the end")
         try:
@@ -88,20 +81,25 @@ class BTF:
         return self._strings[off:end].decode("ascii", "replace")
 
     def _index(self, pos: int, end: int) -> None:
-        blob = self._blob
+        blob, types, by_name = self._blob, self._types, self._by_name
         while pos < end:
-            name_off, info, _size = struct.unpack_from("<III", blob, pos)
+            name_off, info = struct.unpack_from("<II", blob, pos)
             kind = (info >> 24) & 0x1F
-            vlen = info & 0xFFFF
             if kind not in _KIND_EXTRA:
                 raise BTFError(f"unknown BTF kind {kind} at offset {pos}")
+            if kind == _STRUCT and name_off:
+                by_name.setdefault(self._name(name_off), len(types))
+            types.append(pos)
             fixed, per = _KIND_EXTRA[kind]
-            name = self._name(name_off) if kind == _STRUCT else ""
-            if name:
-                self._by_name.setdefault(name, len(self._types))
-            t = _Type(kind, name, vlen, bool(info >> 31), pos + 12)
-            self._types.append(t)
-            pos += 12 + fixed + per * vlen
+            pos += 12 + fixed + per * (info & 0xFFFF)
+
+    def _type(self, type_id: int) -> tuple[int, int, bool, int] | None:
+        """(kind, vlen, kind_flag, offset of the kind-specific data) of a type; None for void or no such id."""
+        if not 0 < type_id < len(self._types):
+            return None
+        pos = self._types[type_id]
+        info = struct.unpack_from("<I", self._blob, pos + 4)[0]
+        return (info >> 24) & 0x1F, info & 0xFFFF, bool(info >> 31), pos + 12
 
     def member_offset(self, struct_name: str, member: str) -> int:
         """Byte offset of ``member`` in ``struct struct_name``, searching anonymous members."""
@@ -116,12 +114,13 @@ class BTF:
         return bits // 8
 
     def _find(self, type_id: int, member: str, depth: int) -> int | None:
-        t = self._types[type_id]
-        if t is None or t.kind not in (_STRUCT, _UNION) or depth > 8:
+        t = self._type(type_id)
+        if t is None or t[0] not in (_STRUCT, _UNION) or depth > 8:
             return None
-        for i in range(t.vlen):
-            name_off, m_type, m_off = (int(x) for x in struct.unpack_from("<III", self._blob, t.data_off + 12 * i))
-            bit_off = m_off & 0xFFFFFF if t.kind_flag else m_off
+        _kind, vlen, kind_flag, data_off = t
+        for i in range(vlen):
+            name_off, m_type, m_off = (int(x) for x in struct.unpack_from("<III", self._blob, data_off + 12 * i))
+            bit_off = m_off & 0xFFFFFF if kind_flag else m_off
             name = self._name(name_off)
             if name == member:
                 return bit_off
@@ -134,10 +133,10 @@ class BTF:
     def _resolve(self, type_id: int) -> int:
         """Follow typedef and modifier chains to the underlying type."""
         for _ in range(16):
-            t = self._types[type_id] if type_id < len(self._types) else None
-            if t is None or t.kind not in (8, 9, 10, 11, 18):
+            t = self._type(type_id)
+            if t is None or t[0] not in (8, 9, 10, 11, 18):
                 return type_id
-            type_id = struct.unpack_from("<I", self._blob, t.data_off - 4)[0]
+            type_id = struct.unpack_from("<I", self._blob, t[3] - 4)[0]
         return type_id
 
 
