@@ -13,7 +13,6 @@ import ctypes as ct
 import ctypes.util
 import logging
 import os
-import re
 import select
 import threading
 import time
@@ -154,18 +153,18 @@ def cflags(ringbuf_pages: int = 1024, tracked_max: int = TRACKED_MAX) -> list[st
     return flags
 
 
-_COMPILER_LIBS = re.compile(r"/lib(LLVM|clang|bcc)[^/]*\.so")
 _MADV_PAGEOUT = 21  # Linux >= 5.4
 
 
 def release_compiler_memory() -> None:
-    """Give back what a compile used, after each one: the agent's peak is one compile's, not their sum.
+    """Give memory back before and after each compile: the agent's peak is one compile's, not their sum.
 
-    bcc links all of clang and LLVM. After a compile, glibc keeps the freed
-    heap and the compiler's code stays resident (~80 MB of clean file pages
-    after the first). malloc_trim returns the heap; MADV_PAGEOUT drops the
-    compiler's pages, which the next compile reads back from the page cache
-    (only the ones it runs: ~50 MB). Best effort: both are skipped where
+    bcc links all of clang and LLVM: loading it touches ~45 MB of their code,
+    and a compile leaves ~80 MB of it resident (clean file pages) and its freed
+    heap held by glibc. malloc_trim returns the heap; MADV_PAGEOUT drops the
+    clean pages of every mapped file, which are read back only as they run:
+    the compiler's (~45 MB) during the next compile, Python's and its
+    libraries' once the agent runs again. Best effort: both are skipped where
     libc or the kernel lacks them.
     """
     libc = ct.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -179,7 +178,7 @@ def release_compiler_memory() -> None:
         return
     for line in maps:
         parts = line.split()
-        if len(parts) >= 6 and _COMPILER_LIBS.search(parts[5]):
+        if len(parts) >= 6 and parts[5].startswith("/"):  # a file; not [heap], [stack] or a BPF map
             lo, hi = (int(x, 16) for x in parts[0].split("-"))
             libc.madvise(lo, hi - lo, _MADV_PAGEOUT)
 
@@ -322,6 +321,7 @@ class Probes:
             raise ProbeError(str(exc.args[-1])) from exc
         flags = cflags(self.ringbuf_pages, self.tracked_max)
         Probes._loaded = True
+        release_compiler_memory()  # what loading bcc touched: the first compile reads back only what it runs
         try:
             self._common = BPF(src_file=bytes(PROBES_DIR / "common.bpf.c"), cflags=flags)
         except Exception as exc:
