@@ -7,15 +7,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 from collector import __version__, sockets
 from collector.alerts import Clock
 from collector.annotate import LiveAnnotator
-from collector.api import create_app
 from collector.cgroups import CgroupResolver, find_cgroup2_mount
 from collector.config import Config, parse_listen
 from collector.errors import CoalmineError, DecodeError
@@ -28,6 +26,29 @@ from probes.decode import decode
 from probes.loader import SWEEP_INTERVAL_S, Probes
 
 log = logging.getLogger("coalmine")
+
+
+def bind(listen: str) -> socket.socket:
+    """A TCP socket bound to HOST:PORT (a name binds its first address), not yet listening.
+
+    Bound before the probes compile, so a taken port fails the start at once; the
+    API listens on it once they are attached.
+    """
+    host, port = parse_listen(listen)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CoalmineError(f"cannot listen on {listen}: {exc.strerror}") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio does: restart over TIME_WAIT
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise CoalmineError(f"cannot listen on {listen}: {exc.strerror}") from exc
+    return sock
 
 
 def boot_id() -> str:
@@ -58,6 +79,7 @@ class Agent:
         self.cgroups = CgroupResolver(find_cgroup2_mount())
         self.sinks = sinks
         self._ready = False
+        self._listener: socket.socket | None = None
         self._stop = asyncio.Event()
         self._queue = RecordQueue(config.queue_size, self.metrics)
         self.metrics.gauges["queue_records"] = lambda: len(self._queue)
@@ -90,16 +112,35 @@ class Agent:
     def stop(self) -> None:
         self._stop.set()
 
+    def load(self) -> None:
+        """Bind the API's port, then compile and attach the probes: before ``run()``, in the main thread.
+
+        The compile is the agent's memory peak (clang and LLVM, in bcc), so it
+        runs before the web stack is imported; the API answers from ``run()`` on.
+        """
+        self._listener = bind(self.config.listen)
+        try:
+            self.probes.load()
+        except BaseException:
+            self._listener.close()
+            raise
+
     async def run(self) -> None:
+        """Serve the API and raise alerts until stop(); ``load()`` first."""
+        from aiohttp import web  # here, not at the top: see load()
+
+        from collector.api import create_app
+
+        if self._listener is None:
+            raise CoalmineError("Agent.run() before Agent.load()")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
         runner = web.AppRunner(create_app(self), access_log=None)
-        await runner.setup()
         try:
-            host, port = parse_listen(self.config.listen)
+            await runner.setup()
             try:
-                await web.TCPSite(runner, host, port).start()
+                await web.SockSite(runner, self._listener).start()
             except OSError as exc:
                 raise CoalmineError(f"cannot listen on {self.config.listen}: {exc.strerror}") from exc
             await self._startup(loop)
@@ -109,8 +150,6 @@ class Agent:
             await runner.cleanup()
 
     async def _startup(self, loop: asyncio.AbstractEventLoop) -> None:
-        await loop.run_in_executor(None, self.probes.load)
-
         def deliver(batch: list[bytes]) -> None:  # runs in the reader thread
             loop.call_soon_threadsafe(self._queue.put_batch, batch)
 

@@ -49,7 +49,10 @@ def run(
     sink: SinkOpt = None,
     listen: Annotated[
         str | None,
-        typer.Option(help="HOST:PORT for /healthz, /readyz and /metrics. Default 127.0.0.1:9477 (loopback)."),
+        typer.Option(
+            help="HOST:PORT for /healthz, /readyz and /metrics, answering once the probes are attached (~3 s)."
+            " Default 127.0.0.1:9477 (loopback)."
+        ),
     ] = None,
     config: Annotated[
         Path | None,
@@ -88,9 +91,13 @@ def run(
         except ImportError as exc:
             raise _fail(f"bcc is not importable ({exc}): install python3-bpfcc, e.g. with deploy/setup.sh") from exc
         sinks = [open_sink(spec, sys.stdout) for spec in settings.sinks]
-        asyncio.run(Agent(settings, sinks).run())
+        agent = Agent(settings, sinks)
+        agent.load()
+        asyncio.run(agent.run())
     except CoalmineError as exc:
         raise _fail(str(exc)) from exc
+    except KeyboardInterrupt:  # SIGINT while the probes compile: asyncio's handler is not set yet
+        raise typer.Exit(code=130) from None
 
 
 @app.command()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -66,6 +67,39 @@ def test_bad_input_is_one_line(monkeypatch: pytest.MonkeyPatch, args: list[str],
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_run_with_the_api_port_taken_fails_before_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A taken --listen port fails the start with one line at once, before the probes compile."""
+    monkeypatch.setattr("collector.doctor.can_load_bpf", lambda caps=None: True)
+    monkeypatch.setitem(sys.modules, "bcc", sys.modules.get("bcc") or object())  # importable: the check passes
+
+    def load(self: object) -> None:
+        raise AssertionError("the probes were compiled although the start had already failed")
+
+    monkeypatch.setattr("probes.loader.Probes.load", load)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = runner.invoke(cli.app, ["run", "--listen", f"127.0.0.1:{port}"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"coalmine: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("listen", "family", "host"),
+    [("127.0.0.1:0", socket.AF_INET, "127.0.0.1"), ("[::1]:0", socket.AF_INET6, "::1"), ("localhost:0", None, None)],
+)
+def test_the_api_socket_is_bound_before_the_agent_runs(listen: str, family: int | None, host: str | None) -> None:
+    """bind() gives a bound, not yet listening, socket for an IPv4 or IPv6 address or a name."""
+    from collector.agent import bind
+
+    with bind(listen) as sock:
+        if family is not None:
+            assert sock.family == family and sock.getsockname()[0] == host
+        assert sock.getsockname()[1] != 0
+        assert not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
 
 
 def test_replay_to_stdout(tmp_path: Path) -> None:
