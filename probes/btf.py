@@ -167,6 +167,7 @@ TASK_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("SOCK_PROTOCOL_OFF", "sock", "sk_protocol"),
     ("TCP_WRITE_SEQ_OFF", "tcp_sock", "write_seq"),
     ("SOCK_DPORT_OFF", "sock_common", "skc_dport"),  # struct sock begins with its sock_common
+    ("SOCK_STATE_OFF", "sock_common", "skc_state"),
 )
 
 

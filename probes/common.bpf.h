@@ -71,7 +71,8 @@ static __always_inline u64 submit_flags(u64 reserved)
       defined(MM_ARG_END_OFF) && defined(TASK_SELF_EXEC_ID_OFF) && defined(TASK_FILES_OFF) && \
       defined(FILES_FDT_OFF) && defined(FDT_MAX_FDS_OFF) && defined(FDT_FD_OFF) && \
       defined(FILE_PRIVATE_DATA_OFF) && defined(SOCKET_FILE_OFF) && defined(SOCKET_SK_OFF) && \
-      defined(SOCK_PROTOCOL_OFF) && defined(TCP_WRITE_SEQ_OFF) && defined(SOCK_DPORT_OFF))
+      defined(SOCK_PROTOCOL_OFF) && defined(TCP_WRITE_SEQ_OFF) && defined(SOCK_DPORT_OFF) && \
+      defined(SOCK_STATE_OFF))
 #error "the probes need the running kernel's BTF offsets (probes/loader.py cflags())"
 #endif
 /* A field of a BTF-typed kernel pointer, read with a plain load (see fill_header). */
@@ -184,6 +185,76 @@ static __always_inline void *fd_sock(u32 fd)
 }
 
 #define IPPROTO_TCP 6
+#define TCP_CLOSE 7 /* enum tcp_state: a socket never connected (or done with) */
+#define AF_INET 2
+#define AF_INET6 10
+#define EINPROGRESS 115
+
+/* The uapi sockaddr layouts, spelled out so no kernel header is needed. */
+struct sockaddr_in_user {
+	u16 family;
+	u16 port_be;
+	u8 addr[4];
+};
+
+struct sockaddr_in6_user {
+	u16 family;
+	u16 port_be;
+	u32 flowinfo;
+	u8 addr[16];
+};
+
+/* Where a connect goes: family, port (host order), address (IPv4 in the first 4 bytes). */
+struct dest {
+	u16 family;
+	u16 dport;
+	u8 daddr[16];
+};
+
+/* The IPv4 or IPv6 destination in a user sockaddr of `addrlen` bytes: 1, or 0 for any other
+   family (AF_UNIX, AF_NETLINK, ...: not network egress) or an address that cannot be read. */
+static __always_inline int read_dest(const void *uaddr, u32 addrlen, struct dest *d)
+{
+	union {
+		u16 family;
+		struct sockaddr_in_user in;
+		struct sockaddr_in6_user in6;
+	} sa = {};
+
+	/* One read: the whole sockaddr_in6 when addrlen allows it, else a sockaddr_in. */
+	if (addrlen >= sizeof(sa.in6)) {
+		if (bpf_probe_read_user(&sa.in6, sizeof(sa.in6), uaddr))
+			return 0;
+	} else if (addrlen >= sizeof(sa.in)) {
+		if (bpf_probe_read_user(&sa.in, sizeof(sa.in), uaddr))
+			return 0;
+	} else {
+		return 0;
+	}
+	if (sa.family != AF_INET && !(sa.family == AF_INET6 && addrlen >= sizeof(sa.in6)))
+		return 0;
+	d->family = sa.family;
+	__builtin_memset(d->daddr, 0, sizeof(d->daddr));
+	if (sa.family == AF_INET) {
+		d->dport = __builtin_bswap16(sa.in.port_be);
+		__builtin_memcpy(d->daddr, sa.in.addr, 4);
+	} else {
+		d->dport = __builtin_bswap16(sa.in6.port_be);
+		__builtin_memcpy(d->daddr, sa.in6.addr, 16);
+	}
+	return 1;
+}
+
+/* Whether sk is a TCP socket that has never connected (TCP_CLOSE). */
+static __always_inline int tcp_unconnected(void *sk)
+{
+	u16 protocol = 0;
+	u8 state = 0;
+
+	return sk && !bpf_probe_read_kernel(&protocol, sizeof(protocol), sk + SOCK_PROTOCOL_OFF) &&
+	       protocol == IPPROTO_TCP && !bpf_probe_read_kernel(&state, sizeof(state), sk + SOCK_STATE_OFF) &&
+	       state == TCP_CLOSE;
+}
 
 /* A TCP socket's write_seq (the next byte a send queues: it moves on the first send, whatever the
    fd), or -1 for any other socket, or one connected to another port than `dport` (host order). */

@@ -2,24 +2,6 @@
 /* connect sensor: IPv4/IPv6 connect() destination, fd and result; arms first-payload capture. */
 #include "common.bpf.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-#define EINPROGRESS 115
-
-/* The uapi sockaddr layouts, spelled out so no kernel header is needed. */
-struct sockaddr_in_user {
-	u16 family;
-	u16 port_be;
-	u8 addr[4];
-};
-
-struct sockaddr_in6_user {
-	u16 family;
-	u16 port_be;
-	u32 flowinfo;
-	u8 addr[16];
-};
-
 /*
  * The connect in flight on this thread, from entry to exit, in task-local
  * storage: neither hook touches a shared hash (an update at entry and a
@@ -76,23 +58,9 @@ static __always_inline int skip(void)
 static __always_inline int enter_connect(s32 fd, const void *uaddr, u32 addrlen)
 {
 	struct connect_call *call;
-	union {
-		u16 family;
-		struct sockaddr_in_user in;
-		struct sockaddr_in6_user in6;
-	} sa = {};
+	struct dest d;
 
-	/* One read: the whole sockaddr_in6 when addrlen allows it, else a sockaddr_in. */
-	if (addrlen >= sizeof(sa.in6)) {
-		if (bpf_probe_read_user(&sa.in6, sizeof(sa.in6), uaddr))
-			return skip();
-	} else if (addrlen >= sizeof(sa.in)) {
-		if (bpf_probe_read_user(&sa.in, sizeof(sa.in), uaddr))
-			return skip();
-	} else {
-		return skip();
-	}
-	if (sa.family != AF_INET && !(sa.family == AF_INET6 && addrlen >= sizeof(sa.in6)))
+	if (!read_dest(uaddr, addrlen, &d))
 		return skip(); /* AF_UNIX, AF_NETLINK, ...: not network egress */
 	call = this_call(1);
 	if (!call) { /* no memory for the stash: the connect goes unreported, counted */
@@ -100,15 +68,9 @@ static __always_inline int enter_connect(s32 fd, const void *uaddr, u32 addrlen)
 		return 0;
 	}
 	call->fd = fd;
-	call->family = sa.family;
-	__builtin_memset(call->daddr, 0, sizeof(call->daddr));
-	if (sa.family == AF_INET) {
-		call->dport = __builtin_bswap16(sa.in.port_be);
-		__builtin_memcpy(call->daddr, sa.in.addr, 4);
-	} else {
-		call->dport = __builtin_bswap16(sa.in6.port_be);
-		__builtin_memcpy(call->daddr, sa.in6.addr, 16);
-	}
+	call->family = d.family;
+	call->dport = d.dport;
+	__builtin_memcpy(call->daddr, d.daddr, 16);
 	call->armed = 1;
 	return 0;
 }

@@ -127,6 +127,20 @@ static __always_inline void send_flat_in(u32 fd, const void *buf, u64 count, u32
 	emit(e, len, count, PAYLOAD_DATA_OFF + cap);
 }
 
+/* The payload of a send from one buffer, for the socket `sock` (claimed, or just connected by Fast Open). */
+static __always_inline int capture_flat(u32 fd, const void *buf, u64 count, u8 syscall,
+					const struct tracked_sock *sock)
+{
+	u32 n = count < PAYLOAD_MAX ? count : PAYLOAD_MAX;
+	if (n <= 64)
+		send_flat_in(fd, buf, count, n, syscall, sock, 64);
+	else if (n <= 128)
+		send_flat_in(fd, buf, count, n, syscall, sock, 128);
+	else
+		send_flat_in(fd, buf, count, n, syscall, sock, PAYLOAD_MAX);
+	return 0;
+}
+
 static __always_inline int send_flat(u32 fd, const void *buf, u64 count, u8 syscall)
 {
 	struct tracked_sock sock;
@@ -135,25 +149,14 @@ static __always_inline int send_flat(u32 fd, const void *buf, u64 count, u8 sysc
 		return 0; /* nothing sent yet: keep waiting for the first real payload */
 	if (!claim(fd, &sock))
 		return 0;
-	u32 n = count < PAYLOAD_MAX ? count : PAYLOAD_MAX;
-	if (n <= 64)
-		send_flat_in(fd, buf, count, n, syscall, &sock, 64);
-	else if (n <= 128)
-		send_flat_in(fd, buf, count, n, syscall, &sock, 128);
-	else
-		send_flat_in(fd, buf, count, n, syscall, &sock, PAYLOAD_MAX);
-	return 0;
+	return capture_flat(fd, buf, count, syscall, &sock);
 }
 
-static __always_inline int send_vec(u32 fd, const struct iovec_user *iov, u64 iovcnt, u8 syscall)
+/* The payload of a vectored send: the first MAX_IOV iovecs, gathered. */
+static __always_inline int capture_vec(u32 fd, const struct iovec_user *iov, u64 iovcnt, u8 syscall,
+				       const struct tracked_sock *sock)
 {
-	struct tracked_sock sock;
-
-	if (!iovcnt)
-		return 0;
-	if (!claim(fd, &sock))
-		return 0;
-	struct payload_event *e = open_record(fd, syscall, &sock, PAYLOAD_VEC_RESERVE);
+	struct payload_event *e = open_record(fd, syscall, sock, PAYLOAD_VEC_RESERVE);
 	if (!e)
 		return 0;
 	u32 off = 0;
@@ -181,6 +184,55 @@ static __always_inline int send_vec(u32 fd, const struct iovec_user *iov, u64 io
 	return 0;
 }
 
+static __always_inline int send_vec(u32 fd, const struct iovec_user *iov, u64 iovcnt, u8 syscall)
+{
+	struct tracked_sock sock;
+
+	if (!iovcnt)
+		return 0;
+	if (!claim(fd, &sock))
+		return 0;
+	return capture_vec(fd, iov, iovcnt, syscall, &sock);
+}
+
+#define MSG_FASTOPEN 0x20000000
+
+/*
+ * TCP Fast Open: sendto() or sendmsg() with MSG_FASTOPEN and an address
+ * connects and sends in one call, with no connect() for connect.bpf.c to
+ * see. On a TCP socket that has never connected (on any other the flag
+ * makes the call fail) the connect is reported here, at entry, as started
+ * (-EINPROGRESS: its result is not known yet), and the call's bytes are the
+ * connection's first payload: 1, with the destination in *sock. Taken at
+ * entry, a send the kernel then refuses (Fast Open off in
+ * net.ipv4.tcp_fastopen) is reported too: the attempt is the signal. Two
+ * threads sending the first bytes on one socket at once may both report it.
+ */
+static __always_inline int fast_open(u32 fd, const void *uaddr, u32 addrlen, struct tracked_sock *sock)
+{
+	struct dest d;
+
+	if (!tcp_unconnected(fd_sock(fd)) || !read_dest(uaddr, addrlen, &d))
+		return 0;
+	struct connect_event *e = events.ringbuf_reserve(sizeof(*e));
+	if (e) {
+		fill_header(&e->hdr, EVENT_CONNECT, 0, sizeof(*e));
+		e->fd = fd;
+		e->ret = -EINPROGRESS;
+		e->family = d.family;
+		e->dport = d.dport;
+		e->reserved = 0;
+		__builtin_memcpy(e->daddr, d.daddr, 16);
+		events.ringbuf_submit(e, submit_flags(sizeof(*e)));
+	} else {
+		drop(EVENT_CONNECT);
+	}
+	sock->family = d.family;
+	sock->dport = d.dport;
+	__builtin_memcpy(sock->daddr, d.daddr, 16);
+	return 1;
+}
+
 int on_enter_write(struct tracepoint__syscalls__sys_enter_write *args)
 {
 	return send_flat(args->fd, args->buf, args->count, SYSCALL_WRITE);
@@ -188,6 +240,10 @@ int on_enter_write(struct tracepoint__syscalls__sys_enter_write *args)
 
 int on_enter_sendto(struct tracepoint__syscalls__sys_enter_sendto *args)
 {
+	struct tracked_sock sock;
+
+	if (args->flags & MSG_FASTOPEN && args->addr && fast_open(args->fd, args->addr, args->addr_len, &sock))
+		return args->len ? capture_flat(args->fd, args->buff, args->len, SYSCALL_SENDTO, &sock) : 0;
 	return send_flat(args->fd, args->buff, args->len, SYSCALL_SENDTO);
 }
 
@@ -202,10 +258,14 @@ int on_enter_sendmsg(struct tracepoint__syscalls__sys_enter_sendmsg *args)
 	u32 zero = 0;
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
 	struct msghdr_user msg = {};
+	struct tracked_sock sock;
+	u32 fastopen = args->flags & MSG_FASTOPEN;
 
-	if (!f || !f->count[filter_slot(key)]) /* untracked: skip reading the msghdr */
+	if (!fastopen && (!f || !f->count[filter_slot(key)])) /* untracked: skip reading the msghdr */
 		return 0;
 	if (bpf_probe_read_user(&msg, sizeof(msg), args->msg))
 		return 0;
+	if (fastopen && msg.name && fast_open(args->fd, msg.name, msg.namelen, &sock))
+		return msg.iovlen ? capture_vec(args->fd, msg.iov, msg.iovlen, SYSCALL_SENDMSG, &sock) : 0;
 	return send_vec(args->fd, msg.iov, msg.iovlen, SYSCALL_SENDMSG);
 }

@@ -293,6 +293,58 @@ def test_first_payload_once_per_connection(k: Collected, server: socket.socket, 
     assert (event.data, event.syscall, event.daddr, event.truncated) == (first, syscall, "127.0.0.1", False)
 
 
+FAST_OPEN_SENDERS = {
+    "sendto": lambda s, data, addr: s.sendto(data, socket.MSG_FASTOPEN, addr),
+    "sendmsg": lambda s, data, addr: s.sendmsg([data[:4], data[4:]], [], socket.MSG_FASTOPEN, addr),
+}
+
+
+@pytest.mark.parametrize("syscall", list(FAST_OPEN_SENDERS))
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "ipv6"])
+def test_tcp_fast_open_is_a_connect_and_its_first_payload(k: Collected, syscall: str, family: int) -> None:
+    """A MSG_FASTOPEN send connects without connect(): one connect (started) and one first payload, on
+    IPv4 and IPv6; a later send, and a second MSG_FASTOPEN send that the kernel refuses, add nothing."""
+    host = "127.0.0.1" if family == socket.AF_INET else "::1"
+    first = b'{"id":1,"method":"mining.subscribe","params":["cpuminer/2.5.1"]}\n'
+    with socket.socket(family) as srv, socket.socket(family) as c:
+        srv.bind((host, 0))
+        srv.listen()
+        addr = srv.getsockname()[:2]
+        FAST_OPEN_SENDERS[syscall](c, first, addr)
+        conn, _ = srv.accept()
+        c.send(b"second payload, never captured")
+        with pytest.raises(OSError) as refused:
+            FAST_OPEN_SENDERS[syscall](c, b"again", addr)
+        assert refused.value.errno == errno.EISCONN
+        fd, me, port = c.fileno(), os.getpid(), addr[1]
+        assert conn.recv(len(first), socket.MSG_WAITALL) == first
+        conn.close()
+        k.settle()
+        connects = k.find(ConnectEvent, lambda e: e.tgid == me and e.fd == fd and e.dport == port)
+        payloads = k.find(PayloadEvent, lambda e: e.tgid == me and e.fd == fd and e.dport == port)
+    assert [(e.family, e.daddr, e.ret_raw, e.started) for e in connects] == [
+        ("ipv4" if family == socket.AF_INET else "ipv6", host, -errno.EINPROGRESS, True)
+    ]
+    assert [(e.data, e.syscall, e.daddr) for e in payloads] == [(first, syscall, host)]
+
+
+def test_fast_open_flag_on_udp_or_without_an_address_is_no_connect(k: Collected, server: socket.socket) -> None:
+    """MSG_FASTOPEN on a UDP socket, or with no address on a TCP one, connects nothing: nothing is reported."""
+    me = os.getpid()
+    udp = (socket.AF_INET, socket.SOCK_DGRAM)
+    with socket.socket(*udp) as sink, socket.socket(*udp) as u:
+        sink.bind(("127.0.0.1", 0))
+        u.sendto(b"datagram", socket.MSG_FASTOPEN, sink.getsockname())
+        udp_fd, udp_port = u.fileno(), sink.getsockname()[1]
+        with socket.socket() as t:
+            with pytest.raises(OSError):
+                t.send(b"no address", socket.MSG_FASTOPEN)
+            tcp_fd = t.fileno()
+            k.settle()
+            assert not k.find(ConnectEvent, lambda e: e.tgid == me and e.fd in (udp_fd, tcp_fd), 0)
+            assert not k.find(PayloadEvent, lambda e: e.tgid == me and (e.fd, e.dport) == (udp_fd, udp_port), 0)
+
+
 @pytest.mark.parametrize("syscall", ["write", "sendto"])
 @pytest.mark.parametrize("size", [1, 63, 64, 65, 127, 128, 129, 255, 256, 257])
 def test_flat_payload_whole_at_every_record_size(k: Collected, server: socket.socket, syscall: str, size: int) -> None:
