@@ -459,6 +459,19 @@ static __always_inline void fill_header(struct event_header *h, u8 kind, u8 flag
 	h->cgroup_id = KFIELD(u64, kn, KERNFS_NODE_ID_OFF); /* = bpf_get_current_cgroup_id() */
 }
 
+/* A connect record for `fd` to `d` with result `ret` (the sensor reserves and submits it: map calls
+   stay in each sensor's own file for bcc). */
+static __always_inline void fill_connect(struct connect_event *e, s32 fd, s32 ret, const struct dest *d)
+{
+	fill_header(&e->hdr, EVENT_CONNECT, 0, sizeof(*e));
+	e->fd = fd;
+	e->ret = ret;
+	e->family = d->family;
+	e->dport = d->dport;
+	e->reserved = 0;
+	__builtin_memcpy(e->daddr, d->daddr, 16);
+}
+
 /*
  * The header of a process-exit record: who and when, nothing the process
  * table does not already have from the exec (ppid, uid and cgroup id are

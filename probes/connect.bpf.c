@@ -10,9 +10,7 @@
  */
 struct connect_call {
 	s32 fd;
-	u16 family;
-	u16 dport;
-	u8 daddr[16];
+	struct dest dest;
 	u32 armed; /* set at entry to an IPv4/IPv6 connect, cleared at its exit */
 };
 
@@ -68,9 +66,7 @@ static __always_inline int enter_connect(s32 fd, const void *uaddr, u32 addrlen)
 		return 0;
 	}
 	call->fd = fd;
-	call->family = d.family;
-	call->dport = d.dport;
-	__builtin_memcpy(call->daddr, d.daddr, 16);
+	call->dest = d;
 	call->armed = 1;
 	return 0;
 }
@@ -127,9 +123,9 @@ counted:
 /* Arm first-payload capture for the socket `call` connected. */
 static __always_inline void track(const struct connect_call *call)
 {
-	struct tracked_sock sock = {.family = call->family, .dport = call->dport, .exec_id = exec_id()};
+	struct tracked_sock sock = {.family = call->dest.family, .dport = call->dest.dport, .exec_id = exec_id()};
 
-	__builtin_memcpy(sock.daddr, call->daddr, 16);
+	__builtin_memcpy(sock.daddr, call->dest.daddr, 16);
 	track_key(sock_key(call->fd), &sock);
 }
 
@@ -147,13 +143,7 @@ static __always_inline int exit_connect(long ret)
 		drop(EVENT_CONNECT);
 		return 0;
 	}
-	fill_header(&e->hdr, EVENT_CONNECT, 0, sizeof(*e));
-	e->fd = call->fd;
-	e->ret = ret;
-	e->family = call->family;
-	e->dport = call->dport;
-	e->reserved = 0;
-	__builtin_memcpy(e->daddr, call->daddr, 16);
+	fill_connect(e, call->fd, ret, &call->dest);
 	events.ringbuf_submit(e, submit_flags(sizeof(*e)));
 	return 0;
 }

@@ -216,13 +216,7 @@ static __always_inline int fast_open(u32 fd, const void *uaddr, u32 addrlen, str
 		return 0;
 	struct connect_event *e = events.ringbuf_reserve(sizeof(*e));
 	if (e) {
-		fill_header(&e->hdr, EVENT_CONNECT, 0, sizeof(*e));
-		e->fd = fd;
-		e->ret = -EINPROGRESS;
-		e->family = d.family;
-		e->dport = d.dport;
-		e->reserved = 0;
-		__builtin_memcpy(e->daddr, d.daddr, 16);
+		fill_connect(e, fd, -EINPROGRESS, &d);
 		events.ringbuf_submit(e, submit_flags(sizeof(*e)));
 	} else {
 		drop(EVENT_CONNECT);
