@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 
-from collector.alerts import Clock  # noqa: E402
+from collector.alerts.clock import Clock  # noqa: E402
 from collector.pipeline import Pipeline  # noqa: E402
-from collector.recording import Recorder, Replay  # noqa: E402
+from collector.source.recording import Recorder, Replay  # noqa: E402
 from probes.loader import hooked_tracepoints  # noqa: E402
 from tests.factories import connect_event, exec_event, exit_event, payload_event, proc_event  # noqa: E402
 

@@ -11,17 +11,18 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from collector import __version__, sockets
-from collector.alerts import Clock
-from collector.annotate import LiveAnnotator
-from collector.cgroups import CgroupResolver, find_cgroup2_mount
+from collector import __version__
+from collector.alerts.clock import Clock
 from collector.config import Config, parse_listen
+from collector.enrich import sockets
+from collector.enrich.annotate import LiveAnnotator
+from collector.enrich.cgroups import CgroupResolver, find_cgroup2_mount
 from collector.errors import CoalmineError, DecodeError
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
-from collector.queue import RecordQueue
-from collector.recording import Recorder
 from collector.sinks import Sink
+from collector.source.queue import RecordQueue
+from collector.source.recording import Recorder
 from probes.decode import decode
 from probes.loader import SWEEP_INTERVAL_S, Probes
 
@@ -129,7 +130,7 @@ class Agent:
         """Serve the API and raise alerts until stop(); ``load()`` first."""
         from aiohttp import web  # here, not at the top: see load()
 
-        from collector.api import create_app
+        from collector.api.app import create_app
 
         if self._listener is None:
             raise CoalmineError("Agent.run() before Agent.load()")

@@ -14,16 +14,17 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from collector.alerts import Clock, build
-from collector.detectors import Detector, Finding, State, default_detectors, index
-from collector.events import CgroupEvent, ConnectEvent, Event, Kind, PayloadEvent
+from collector.alerts.alert import build
+from collector.alerts.clock import Clock
+from collector.detect import Detector, Finding, State, default_detectors, index
+from collector.enrich.process import ProcessTable
+from collector.enrich.sockets import LocalEnd, Lookup
 from collector.metrics import Metrics
-from collector.process import ProcessTable
-from collector.recording import Recorder
 from collector.sinks import Sink
-from collector.sockets import LocalEnd, Lookup
+from collector.source.recording import Recorder
+from probes.events import CgroupEvent, ConnectEvent, Event, Kind, PayloadEvent
 
-# Looks up a socket's local end for an alert: live runs only (collector.sockets.local_end).
+# Looks up a socket's local end for an alert: live runs only (collector.enrich.sockets.local_end).
 LocalEndLookup = Callable[[int, int, str, int], LocalEnd | Lookup]
 
 log = logging.getLogger(__name__)

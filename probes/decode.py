@@ -12,8 +12,8 @@ import ipaddress
 import struct
 from collections.abc import Callable
 
-from collector.errors import DecodeError
-from collector.events import ConnectEvent, Event, ExecEvent, ExitEvent, PayloadEvent
+from probes.errors import DecodeError
+from probes.events import ConnectEvent, Event, ExecEvent, ExitEvent, PayloadEvent
 from probes.layout import (
     RECORDS,
     ConnectRecord,

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from collector.errors import ProbeError
 from probes import PROBES_DIR, btf, tracefs
+from probes.errors import ProbeError
 from probes.layout import EventKind
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from collector.events import CgroupEvent, ConnectEvent, Event, ExecEvent, ExitEvent, PayloadEvent, ProcEvent
-from collector.recording import Recorder
+from collector.source.recording import Recorder
+from probes.events import CgroupEvent, ConnectEvent, Event, ExecEvent, ExitEvent, PayloadEvent, ProcEvent
 
 COMMON: dict[str, Any] = {"ktime_ns": 1_000_000_000, "pid": 4242, "tgid": 4242, "ppid": 4000, "uid": 1000}
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from collector.alerts import Clock
-from collector.detectors import Finding, Rule, Severity, State
-from collector.events import Event, Kind
+from collector.alerts.clock import Clock
+from collector.detect import Finding, Rule, Severity, State
+from collector.enrich.sockets import LocalEnd, Lookup
 from collector.pipeline import Pipeline
-from collector.sockets import LocalEnd, Lookup
-from tests.collector.protocols.test_stratum import XMRIG_LOGIN
+from probes.events import Event, Kind
+from tests.collector.detect.protocols.test_stratum import XMRIG_LOGIN
 from tests.factories import cgroup_event, exec_event, payload_event, proc_event
 
 CID = "3f1b2c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809"
@@ -158,7 +158,7 @@ class FailingSink(ListSink):
 
 def test_a_failing_detector_or_sink_is_counted_not_fatal() -> None:
     """One detector's bug and one sink's write error are counted; other sinks still get the alert."""
-    from collector.detectors import default_detectors
+    from collector.detect import default_detectors
 
     good = ListSink()
     pipeline = Pipeline("n", CLOCK, [FailingSink(), good], detectors=[Broken(), *default_detectors()])

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from collector.errors import DecodeError
-from collector.events import Event
 from probes.decode import decode
+from probes.events import Event
 from probes.loader import Probes
 
 E = TypeVar("E", bound=Event)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from collector.events import PayloadEvent
-from collector.recording import Replay
+from collector.source.recording import Replay
+from probes.events import PayloadEvent
 from probes.loader import FILTER_SLOTS
 from tests.kernel.e2e import Agent, FakePool, Sshd, WebServers
 

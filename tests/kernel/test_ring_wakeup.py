@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import json, os, subprocess, time
-from collector.events import ExecEvent
+from probes.events import ExecEvent
 from probes.loader import Probes
 from tests.kernel.helpers import Collected
 

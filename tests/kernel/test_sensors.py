@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from collector import procfs
-from collector.cgroups import CgroupResolver, find_cgroup2_mount
-from collector.events import ConnectEvent, ExecEvent, ExitEvent, PayloadEvent
+from collector.enrich import procfs
+from collector.enrich.cgroups import CgroupResolver, find_cgroup2_mount
+from probes.events import ConnectEvent, ExecEvent, ExitEvent, PayloadEvent
 from probes.layout import ARGS_BUF, ExecFlags
 from probes.loader import filter_slot
 from tests.kernel.helpers import Collected, loaded_probes

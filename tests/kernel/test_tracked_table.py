@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import json, os, socket, sys, time
-from collector.events import ConnectEvent, PayloadEvent
+from probes.events import ConnectEvent, PayloadEvent
 from probes.loader import Probes
 from tests.kernel.helpers import Collected
 
@@ -57,7 +57,7 @@ def test_full_table_is_counted_not_silent() -> None:
 
 SPILL_CHILD = r"""
 import json, os, socket, time
-from collector.events import PayloadEvent
+from probes.events import PayloadEvent
 from probes.loader import Probes, TRACKED_WAYS, tracked_sets
 from tests.kernel.helpers import Collected
 

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collector.errors import DecodeError
-from collector.events import ConnectEvent, ExecEvent, ExitEvent, PayloadEvent
 from probes.decode import decode
+from probes.events import ConnectEvent, ExecEvent, ExitEvent, PayloadEvent
 from probes.layout import (
     ConnectRecord,
     EventKind,

@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Detectors: pure functions from (event, state) to findings, one threat per module.
+
+Each detector carries Falco-style metadata (id, description with its known
+false positives and bypasses, severity, tags with maturity and MITRE
+technique) and the event kinds it consumes, so the pipeline only offers it
+the events it can match. No I/O, no clock: time comes from the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from collector.enrich.process import ProcessTable
+from probes.events import Event, Kind
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str  # dotted, e.g. "mining.stratum"
+    category: str  # "mining" | "tunnel" | "reverse_shell" | "gpu"
+    severity: Severity
+    description: str
+    tags: tuple[str, ...]
+    consumes: frozenset[Kind]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule: Rule
+    event: Event
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What detectors may read (never write) besides the event."""
+
+    processes: ProcessTable
+
+
+class Detector(Protocol):
+    rule: Rule
+
+    def detect(self, event: Event, state: State) -> list[Finding]: ...
+
+
+def index(detectors: Iterable[Detector]) -> dict[Kind, list[Detector]]:
+    """Detectors by the event kinds they consume (Falco's evttype index)."""
+    by_kind: dict[Kind, list[Detector]] = {kind: [] for kind in Kind}
+    for detector in detectors:
+        for kind in detector.rule.consumes:
+            by_kind[kind].append(detector)
+    return by_kind
+
+
+def default_detectors() -> list[Detector]:
+    from collector.detect.mining.stratum import StratumDetector
+    from collector.detect.tunnel.ssh_reverse import SshReverseDetector
+
+    return [StratumDetector(), SshReverseDetector()]

@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Live-only context, added as events before the recorder sees them.
+
+What the kernel record lacks but /proc and the cgroup mount know (a process
+met without its exec, the path of a cgroup id, the resolved executable) is
+turned into events here, so that a recording replays with the same context
+and detectors stay pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from collector.enrich import procfs
+from collector.enrich.cgroups import CgroupResolver
+from collector.enrich.process import ProcessTable
+from probes.events import CgroupEvent, Event, ExecEvent, ExitEvent, ProcEvent
+
+MAX_BACKFILL = 64  # ancestors read from /proc for one unknown process
+
+
+class LiveAnnotator:
+    def __init__(self, processes: ProcessTable, cgroups: CgroupResolver, proc: Path = Path("/proc")) -> None:
+        self._processes = processes
+        self._cgroups = cgroups
+        self._proc = proc
+        self._known_cgroups: set[int] = set()
+
+    def __call__(self, event: Event) -> list[Event]:
+        out: list[Event] = []
+        if isinstance(event, ExecEvent):
+            event = dataclasses.replace(event, exe=procfs.exe(event.tgid, self._proc))
+            self._backfill(event.ppid, out)
+        elif not isinstance(event, ExitEvent | CgroupEvent | ProcEvent):
+            self._backfill(event.tgid, out)
+        self._cgroup(event, out)
+        out.append(event)
+        return out
+
+    def seed(self) -> list[Event]:
+        """Every process in /proc now, with their cgroups: the table's starting point."""
+        out: list[Event] = []
+        for pid in procfs.pids(self._proc):
+            snap = procfs.snapshot(pid, self._cgroups, self._proc)
+            if snap is not None:
+                self._cgroup(snap, out)
+                out.append(snap)
+        return out
+
+    def _backfill(self, pid: int, out: list[Event]) -> None:
+        chain: list[ProcEvent] = []
+        while pid > 0 and pid not in self._processes and len(chain) < MAX_BACKFILL:
+            snap = procfs.snapshot(pid, self._cgroups, self._proc)
+            if snap is None or any(s.pid == pid for s in chain):
+                break
+            chain.append(snap)
+            pid = snap.ppid
+        for snap in reversed(chain):  # parents first
+            self._cgroup(snap, out)
+            out.append(snap)
+
+    def _cgroup(self, event: Event, out: list[Event]) -> None:
+        cid = event.cgroup_id
+        if not cid or cid in self._known_cgroups:
+            return
+        path = self._cgroups.path(cid)
+        if path is None:
+            return  # unknown now; the resolver retries after its rescan interval
+        self._known_cgroups.add(cid)
+        out.append(CgroupEvent(event.ktime_ns, 0, 0, 0, 0, cid, "", path))

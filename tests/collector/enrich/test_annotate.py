@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The live annotator on a fabricated /proc: backfilled lineage, resolved exe, cgroup paths once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from collector.enrich.annotate import LiveAnnotator
+from collector.enrich.cgroups import CgroupResolver
+from collector.enrich.process import ProcessTable
+from probes.events import CgroupEvent, ExecEvent, ProcEvent
+from tests.factories import exec_event, payload_event
+
+
+def _proc(root: Path, pid: int, ppid: int, *, comm: str, args: list[str], exe: str, cgroup: str) -> None:
+    d = root / str(pid)
+    d.mkdir(parents=True)
+    (d / "stat").write_text(f"{pid} ({comm}) S {ppid} {pid} {pid} 0 -1")
+    (d / "status").write_text("Name:\tx\nUid:\t1000\t1000\t1000\t1000\n")
+    (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in args) + b"\0")
+    (d / "cgroup").write_text(f"0::{cgroup}\n")
+    os.symlink(exe, d / "exe")
+
+
+def _setup(tmp_path: Path) -> tuple[LiveAnnotator, ProcessTable, int]:
+    proc, mount = tmp_path / "proc", tmp_path / "cgroup"
+    (mount / "job").mkdir(parents=True)
+    _proc(proc, 1, 0, comm="init", args=["/sbin/init"], exe="/sbin/init", cgroup="/")
+    _proc(proc, 10, 1, comm="bash", args=["bash"], exe="/usr/bin/bash", cgroup="/job")
+    _proc(proc, 20, 10, comm="miner", args=["./miner", "-o", "pool:3333"], exe="/tmp/miner", cgroup="/job")
+    table = ProcessTable()
+    table.apply(ProcEvent(0, 1, 1, 0, 0, 0, "init", "/sbin/init", ("/sbin/init",)))
+    job_id = os.stat(mount / "job").st_ino
+    return LiveAnnotator(table, CgroupResolver(mount), proc), table, job_id
+
+
+def test_unknown_process_is_backfilled_parents_first(tmp_path: Path) -> None:
+    """A payload from a process never seen brings its unknown ancestors from /proc, parents first, with cgroups."""
+    annotate, _table, job_id = _setup(tmp_path)
+    event = payload_event(b"x", pid=20, ppid=10, cgroup_id=job_id)
+    out = annotate(event)
+    kinds = [(type(e).__name__, getattr(e, "pid", None)) for e in out]
+    assert kinds == [("CgroupEvent", 0), ("ProcEvent", 10), ("ProcEvent", 20), ("PayloadEvent", 20)]
+    assert isinstance(out[0], CgroupEvent) and out[0].path == "/job"
+    assert isinstance(out[2], ProcEvent) and out[2].exe == "/tmp/miner"
+    assert out[2].args == ("./miner", "-o", "pool:3333")
+    assert out[-1] is event
+
+
+def test_cgroup_path_is_emitted_once(tmp_path: Path) -> None:
+    """The second event in the same cgroup adds no cgroup event."""
+    annotate, table, job_id = _setup(tmp_path)
+    for e in annotate(payload_event(b"x", pid=20, ppid=10, cgroup_id=job_id)):
+        table.apply(e)
+    second = annotate(payload_event(b"y", pid=20, ppid=10, cgroup_id=job_id))
+    assert [type(e).__name__ for e in second] == ["PayloadEvent"]
+
+
+def test_exec_gets_its_exe_and_unknown_parent(tmp_path: Path) -> None:
+    """An exec is given /proc/<pid>/exe, and an unknown parent is backfilled."""
+    annotate, _table, _ = _setup(tmp_path)
+    out = annotate(exec_event(["./miner"], pid=20, ppid=10, cgroup_id=0))
+    assert [type(e).__name__ for e in out] == ["CgroupEvent", "ProcEvent", "ExecEvent"]  # the parent is in /job
+    exec_ = out[-1]
+    assert isinstance(exec_, ExecEvent) and exec_.exe == "/tmp/miner"
+
+
+def test_vanished_process_is_not_invented(tmp_path: Path) -> None:
+    """A pid gone from /proc adds nothing; the event itself still passes."""
+    annotate, _table, _ = _setup(tmp_path)
+    event = payload_event(b"x", pid=999, ppid=998, cgroup_id=0)
+    assert annotate(event) == [event]

@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Config files: defaults, overrides, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collector import config
+from collector.errors import ConfigError
+
+
+def test_defaults() -> None:
+    """No file: stdout sink, loopback API."""
+    c = config.load(None)
+    assert c.sinks == ["stdout"] and c.listen == "127.0.0.1:9477"
+
+
+def test_file_overrides(tmp_path: Path) -> None:
+    """Every key of a valid file is applied."""
+    path = tmp_path / "c.toml"
+    path.write_text('sinks = ["jsonl:/var/log/coalmine.jsonl"]\nlisten = "[::1]:9000"\nhost = "n7"\nqueue_size = 10\n'
+                    'ringbuf_pages = 256\nrecord = "/tmp/r.msgpack"\ntracked_sockets = 100000\n')
+    c = config.load(path)
+    assert (c.sinks, c.listen, c.host, c.queue_size, c.ringbuf_pages, c.record, c.tracked_sockets) == (
+        ["jsonl:/var/log/coalmine.jsonl"], "[::1]:9000", "n7", 10, 256, Path("/tmp/r.msgpack"), 100000)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sinks = [", "not valid TOML"),
+        ("sink = ['stdout']", "unknown key 'sink'"),
+        ("sinks = []", "sinks must be a non-empty list"),
+        ("listen = '9477'", "not HOST:PORT"),
+        ("listen = 'localhost:99999'", "not HOST:PORT"),
+        ("queue_size = 0", "positive integer"),
+        ("queue_size = true", "positive integer"),
+        ("ringbuf_pages = 1000", "power of two"),
+        ("tracked_sockets = 0", "positive integer"),
+    ],
+)
+def test_bad_files(tmp_path: Path, text: str, message: str) -> None:
+    """Each mistake is named in one line, with the file."""
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        config.load(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_listen_parsing() -> None:
+    """IPv4, IPv6 in brackets, and hostnames parse."""
+    assert config.parse_listen("127.0.0.1:9477") == ("127.0.0.1", 9477)
+    assert config.parse_listen("[::1]:9477") == ("::1", 9477)
