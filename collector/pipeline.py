@@ -12,22 +12,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from collector.alerts.alert import build
 from collector.alerts.clock import Clock
 from collector.detect import Detector, Finding, State, default_detectors, index
+from collector.enrich.annotate import CGROUP_IDS_MAX
+from collector.enrich.cache import Bounded
 from collector.enrich.process import ProcessTable
-from collector.enrich.sockets import LocalEnd, Lookup
+from collector.enrich.sockets import LocalEndLookup, Lookup
 from collector.metrics import Metrics
 from collector.sinks import Sink
-from collector.source.recording import Recorder
 from probes.events import CgroupEvent, ConnectEvent, Event, Kind, PayloadEvent
 
-# Looks up a socket's local end for an alert: live runs only (collector.enrich.sockets.local_end).
-LocalEndLookup = Callable[[int, int, str, int], LocalEnd | Lookup]
-
 log = logging.getLogger(__name__)
+
+
+class EventLog(Protocol):
+    """Where the pipeline records the events it saw (collector.source.recording.Recorder)."""
+
+    def write(self, event: Event) -> None: ...
 
 
 class Pipeline:
@@ -39,7 +43,7 @@ class Pipeline:
         *,
         metrics: Metrics | None = None,
         detectors: Iterable[Detector] | None = None,
-        recorder: Recorder | None = None,
+        recorder: EventLog | None = None,
     ) -> None:
         self.host = host
         self.clock = clock
@@ -47,7 +51,7 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.recorder = recorder
         self.processes = ProcessTable()
-        self.cgroup_paths: dict[int, str] = {}
+        self.cgroup_paths: Bounded[int, str] = Bounded(CGROUP_IDS_MAX)  # as many as the annotator emits
         self.annotate: Callable[[Event], list[Event]] | None = None
         self.local_end: LocalEndLookup | None = None
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from collector.alerts.clock import Clock
@@ -47,7 +48,7 @@ def build(
     host: str,
     clock: Clock,
     processes: ProcessTable,
-    cgroup_paths: dict[int, str],
+    cgroup_paths: Mapping[int, str],
 ) -> dict[str, Any]:
     """One alert; ``cgroup_paths`` maps cgroup ids to paths (from cgroup events)."""
     event = finding.event

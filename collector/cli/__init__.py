@@ -23,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: rich's renders every flag as '<bool>'
 )
 
 SinkOpt = Annotated[
@@ -34,6 +35,30 @@ SinkOpt = Annotated[
     ),
 ]
 
+# Examples epilogs: click keeps a paragraph that starts with \b as written.
+RUN_EXAMPLES = """\
+Alerts go to stdout (or the --sink targets), one JSON object per line; logs go to stderr.
+
+\b
+Examples:
+  coalmine run                                   alerts on stdout, API on 127.0.0.1:9477
+  coalmine run --sink jsonl:/var/log/coalmine/alerts.jsonl --sink stdout
+  coalmine run --listen 0.0.0.0:9477             expose /metrics to a Prometheus scraper
+  coalmine run --config /etc/coalmine/config.toml --record /var/tmp/events.msgpack
+  curl -s 127.0.0.1:9477/readyz                  which sensors are attached
+"""
+
+REPLAY_EXAMPLES = """\
+Alerts get the ids, times and host of the live run. A summary (events, alerts, malformed events skipped, and
+whether the recording was cut short) goes to stderr; exit 1 when the file is not a recording.
+
+\b
+Examples:
+  coalmine run --record events.msgpack           then, on any machine, without root:
+  coalmine replay events.msgpack
+  coalmine replay events.msgpack --sink jsonl:alerts.jsonl
+"""
+
 
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"coalmine: {message}", err=True)
@@ -44,35 +69,41 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="coalmine: %(message)s", stream=sys.stderr)
 
 
-@app.command()
+@app.command(epilog=RUN_EXAMPLES)
 def run(
     sink: SinkOpt = None,
     listen: Annotated[
         str | None,
         typer.Option(
-            help="HOST:PORT for /healthz, /readyz and /metrics, answering once the probes are attached (~3 s)."
-            " Default 127.0.0.1:9477 (loopback)."
+            metavar="HOST:PORT",
+            help="Serve /healthz, /readyz and /metrics here, answering once the probes are attached (~3 s)."
+            " Default 127.0.0.1:9477 (loopback); [::1]:PORT for IPv6.",
         ),
     ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
+            metavar="FILE",
             help="TOML file with any of: sinks, listen, record, host, queue_size, ringbuf_pages, tracked_sockets."
+            " Flags override it.",
         ),
     ] = None,
     record: Annotated[
-        Path | None, typer.Option(help="Also write every event to this file (msgpack) for 'coalmine replay'.")
+        Path | None,
+        typer.Option(metavar="FILE", help="Also write every event to FILE (msgpack) for 'coalmine replay'."),
     ] = None,
 ) -> None:
     """Start the agent: load the eBPF sensors and raise alerts until SIGINT/SIGTERM.
 
-    Needs root (or CAP_BPF+CAP_PERFMON, or CAP_SYS_ADMIN), bcc, and kernel headers;
-    'coalmine doctor' says what is missing. Exits 1 with one line when it cannot start.
+    Needs root (or CAP_BPF+CAP_PERFMON, or CAP_SYS_ADMIN), bcc, and kernel headers; 'coalmine doctor' says
+    what is missing. Exits 1 with one line when it cannot start.
     """
     from collector import config as config_mod
     from collector.agent import Agent
     from collector.cli.doctor import can_load_bpf
     from collector.sinks import open_sink
+    from collector.source.kernel import KernelSource
+    from probes.loader import Probes
 
     _logging()
     try:
@@ -91,7 +122,8 @@ def run(
         except ImportError as exc:
             raise _fail(f"bcc is not importable ({exc}): install python3-bpfcc, e.g. with deploy/setup.sh") from exc
         sinks = [open_sink(spec, sys.stdout) for spec in settings.sinks]
-        agent = Agent(settings, sinks)
+        probes = Probes(settings.ringbuf_pages, settings.tracked_sockets)
+        agent = Agent(settings, sinks, KernelSource(settings.host, probes, settings.queue_size))
         agent.load()
         asyncio.run(agent.run())
     except CoalmineError as exc:
@@ -100,33 +132,32 @@ def run(
         raise typer.Exit(code=130) from None
 
 
-@app.command()
+@app.command(epilog=REPLAY_EXAMPLES)
 def replay(
-    file: Annotated[Path, typer.Argument(help="A recording made with 'coalmine run --record FILE'.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A recording made with 'coalmine run --record FILE'.")
+    ],
     sink: SinkOpt = None,
 ) -> None:
     """Run detection over a recording, without a kernel; alerts go to the sinks."""
-    from collector.alerts.clock import Clock
-    from collector.pipeline import Pipeline
+    from collector.agent import Agent
+    from collector.config import Config
     from collector.sinks import open_sink
-    from collector.source.recording import Replay
+    from collector.source.recording import RecordingSource
 
     try:
-        recording = Replay(file)
-        header = recording.header
+        source = RecordingSource(file)
         sinks = [open_sink(spec, sys.stdout) for spec in (sink or ["stdout"])]
-        clock = Clock(str(header.get("boot_id", "unknown")), int(header.get("realtime_offset_ns", 0)))
-        pipeline = Pipeline(str(header.get("host", "unknown")), clock, sinks)
-        for event in recording:
-            pipeline.handle(event)
-        for s in sinks:
-            s.close()
+        agent = Agent(Config(sinks=sink or ["stdout"]), sinks, source, api=False)
+        agent.load()
+        asyncio.run(agent.run())
     except CoalmineError as exc:
         raise _fail(str(exc)) from exc
-    m = pipeline.metrics
+    m = agent.metrics
+    cut = "; the recording is cut short (its agent was killed?): what it held was replayed" if source.truncated else ""
     typer.echo(
         f"coalmine: replayed {sum(m.events.values())} events, {sum(m.alerts.values())} alerts, "
-        f"{recording.skipped} malformed events skipped",
+        f"{source.skipped} malformed events skipped{cut}",
         err=True,
     )
 

@@ -13,11 +13,15 @@ import dataclasses
 from pathlib import Path
 
 from collector.enrich import procfs
+from collector.enrich.cache import Bounded
 from collector.enrich.cgroups import CgroupResolver
 from collector.enrich.process import ProcessTable
 from probes.events import CgroupEvent, Event, ExecEvent, ExitEvent, ProcEvent
 
 MAX_BACKFILL = 64  # ancestors read from /proc for one unknown process
+# cgroup ids whose path was emitted lately: an id forgotten is emitted again on its next event. The pipeline
+# keeps paths with the same bound and sees the ids in the same order, so it forgets the same ones.
+CGROUP_IDS_MAX = 65536
 
 
 class LiveAnnotator:
@@ -25,7 +29,7 @@ class LiveAnnotator:
         self._processes = processes
         self._cgroups = cgroups
         self._proc = proc
-        self._known_cgroups: set[int] = set()
+        self._known_cgroups: Bounded[int, None] = Bounded(CGROUP_IDS_MAX)
 
     def __call__(self, event: Event) -> list[Event]:
         out: list[Event] = []
@@ -67,5 +71,5 @@ class LiveAnnotator:
         path = self._cgroups.path(cid)
         if path is None:
             return  # unknown now; the resolver retries after its rescan interval
-        self._known_cgroups.add(cid)
+        self._known_cgroups[cid] = None
         out.append(CgroupEvent(event.ktime_ns, 0, 0, 0, 0, cid, "", path))

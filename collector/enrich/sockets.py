@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -37,6 +38,10 @@ class Lookup(StrEnum):
     CLOSED = "closed"  # the fd is gone or no longer a socket: the process closed it or exited
     NOT_LISTED = "not_listed"  # a socket, but in no tcp/udp table (another protocol)
     REUSED = "reused"  # the fd is now a socket connected elsewhere
+
+
+# How the pipeline calls local_end(): tgid, fd, daddr, dport (live runs only; a replay has the results).
+LocalEndLookup = Callable[[int, int, str, int], "LocalEnd | Lookup"]
 
 
 def parse_address(field: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from collector.errors import DecodeError
-from probes.decode import decode
+from collector.source.kernel import decode_batch
 from probes.events import Event
 from probes.loader import Probes
 
@@ -26,15 +26,12 @@ class Collected:
         self._first = 0  # find() looks at events from this index on (begin())
 
     def deliver(self, batch: list[bytes]) -> None:
-        for raw in batch:
-            try:
-                event = decode(raw)
-            except DecodeError as exc:
-                with self._lock:
-                    self.decode_errors.append(exc.reason)
-                continue
-            with self._lock:
-                self.events.append(event)
+        """The probes' reader thread hands each batch here: decoded as the kernel source decodes them."""
+        errors: Counter[str] = Counter()
+        events = decode_batch(batch, errors)
+        with self._lock:
+            self.events.extend(events)
+            self.decode_errors.extend(errors.elements())
 
     def find(self, cls: type[E], pred: Callable[[E], bool], timeout: float = 3.0) -> list[E]:
         """Events of ``cls`` matching ``pred``, waiting until at least one arrives or the timeout."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import msgpack
@@ -58,3 +59,40 @@ def test_missing_file(tmp_path: Path) -> None:
     """A missing file names the path."""
     with pytest.raises(RecordingError, match="cannot read recording"):
         Replay(tmp_path / "nope")
+
+
+def test_a_recording_cut_short_replays_what_it_holds_and_says_so(tmp_path: Path) -> None:
+    """Cut anywhere inside its events (an agent killed mid-write), a recording gives the whole events before
+    the cut and reports itself truncated; an uncut one does not."""
+    path = tmp_path / "rec.msgpack"
+    write_recording(path, CONTAINER_TREE)
+    whole = path.read_bytes()
+    replay = Replay(path)
+    assert list(replay) == CONTAINER_TREE and not replay.truncated
+    packer = msgpack.Packer(use_bin_type=True)
+    ends = list(itertools.accumulate(len(packer.pack(to_wire(e))) for e in CONTAINER_TREE))
+    start = len(whole) - ends[-1]  # where the header ends
+    for cut in range(start + 1, len(whole)):
+        path.write_bytes(whole[:cut])
+        replay = Replay(path)
+        events = list(replay)
+        whole_events = sum(start + end <= cut for end in ends)
+        assert events == CONTAINER_TREE[:whole_events], cut
+        assert replay.truncated == (cut not in {start + end for end in ends}), cut
+
+
+def test_replay_reports_a_truncated_recording(tmp_path: Path) -> None:
+    """`coalmine replay` on a cut recording exits 0 with its alerts and says on stderr that it was cut short."""
+    from typer.testing import CliRunner
+
+    from collector.cli import app
+
+    path = tmp_path / "rec.msgpack"
+    write_recording(path, [*CONTAINER_TREE, CONTAINER_TREE[2]])
+    path.write_bytes(path.read_bytes()[:-3])
+    result = CliRunner().invoke(app, ["replay", str(path)])
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 1
+    assert result.stderr.strip() == (
+        "coalmine: replayed 8 events, 1 alerts, 0 malformed events skipped; "
+        "the recording is cut short (its agent was killed?): what it held was replayed"
+    )
