@@ -162,8 +162,8 @@ def replay(
     )
 
 
-@app.command()
-def doctor() -> None:
+@app.command("doctor")
+def doctor_command() -> None:  # not `doctor`: that would hide the collector.cli.doctor module
     """Check what this kernel and node support; exit 1 if the agent cannot run here."""
     from collector.cli.doctor import FAIL, run_checks
 

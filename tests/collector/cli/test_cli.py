@@ -25,6 +25,28 @@ def test_help_lists_commands_and_sinks() -> None:
     assert "jsonl:PATH" in out and "127.0.0.1:9477" in out and "root" in out
 
 
+@pytest.mark.parametrize("command", [[], ["run"], ["replay"], ["doctor"]])
+def test_help_reads_as_values_not_types(command: list[str]) -> None:
+    """No help page prints a type where a value belongs ('<bool>' after a flag, '<str>' for an address)."""
+    out = runner.invoke(cli.app, [*command, "--help"]).output
+    assert "<bool>" not in out and "<str>" not in out and "Usage: coalmine" in out
+
+
+def test_run_help_says_where_output_goes_and_shows_examples() -> None:
+    """run --help names values by what they are, says alerts go to stdout and logs to stderr, with examples."""
+    out = runner.invoke(cli.app, ["run", "--help"]).output
+    assert "--listen HOST:PORT" in out and "--config FILE" in out and "--record FILE" in out
+    assert "--sink SPEC" in out
+    assert "alerts" in out.lower() and "stdout" in out and "logs" in out and "stderr" in out
+    assert "Examples:" in out and "coalmine run --sink jsonl:" in out
+
+
+def test_replay_help_has_examples() -> None:
+    """replay --help shows how a recording is made and replayed."""
+    out = runner.invoke(cli.app, ["replay", "--help"]).output
+    assert "Examples:" in out and "coalmine run --record" in out and "coalmine replay events.msgpack" in out
+
+
 def test_version() -> None:
     """--version prints the version."""
     result = runner.invoke(cli.app, ["--version"])
