@@ -25,11 +25,17 @@ CGROUP_IDS_MAX = 65536
 
 
 class LiveAnnotator:
-    def __init__(self, processes: ProcessTable, cgroups: CgroupResolver, proc: Path = Path("/proc")) -> None:
+    def __init__(
+        self,
+        processes: ProcessTable,
+        cgroups: CgroupResolver,
+        proc: Path = Path("/proc"),
+        known_cgroups_max: int = CGROUP_IDS_MAX,
+    ) -> None:
         self._processes = processes
         self._cgroups = cgroups
         self._proc = proc
-        self._known_cgroups: Bounded[int, None] = Bounded(CGROUP_IDS_MAX)
+        self._known_cgroups: Bounded[int, None] = Bounded(known_cgroups_max)
 
     def __call__(self, event: Event) -> list[Event]:
         out: list[Event] = []
