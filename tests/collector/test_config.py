@@ -54,3 +54,33 @@ def test_listen_parsing() -> None:
     """IPv4, IPv6 in brackets, and hostnames parse."""
     assert config.parse_listen("127.0.0.1:9477") == ("127.0.0.1", 9477)
     assert config.parse_listen("[::1]:9477") == ("::1", 9477)
+    assert config.parse_listen("localhost:9477") == ("localhost", 9477)
+    assert config.parse_listen("coalmine-api.monitoring.svc.cluster.local:8080") == (
+        "coalmine-api.monitoring.svc.cluster.local",
+        8080,
+    )
+    assert config.parse_listen("0.0.0.0:0") == ("0.0.0.0", 0)
+    assert config.parse_listen("[::]:65535") == ("::", 65535)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "localhost",  # no port
+        "9477",
+        ":9477",  # no host
+        "localhost:",
+        "localhost:http",  # a service name, not a number
+        "localhost:65536",
+        "localhost:-1",
+        "localhost: 9477",
+        "localhost:9477 ",
+        "[::1]",  # IPv6 in brackets without a port
+    ],
+)
+def test_listen_refuses_what_is_not_host_port(value: str) -> None:
+    """Anything but HOST:PORT with a port in 0..65535 is a one-line ConfigError that quotes the value."""
+    with pytest.raises(ConfigError, match="not HOST:PORT") as info:
+        config.parse_listen(value)
+    assert repr(value) in str(info.value) and "\n" not in str(info.value)

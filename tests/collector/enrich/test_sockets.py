@@ -29,6 +29,7 @@ ADDRESSES = [
 @pytest.mark.skipif(sys.byteorder != "little", reason="the lines were printed by a little-endian kernel")
 @pytest.mark.parametrize(("field", "address", "port"), ADDRESSES)
 def test_parse_address(field: str, address: str, port: int) -> None:
+    """A /proc/net address field reads as the address and port getsockname() gave, IPv4, IPv6 and mapped."""
     assert parse_address(field) == (ipaddress.ip_address(address), port)
 
 
@@ -36,6 +37,7 @@ def test_parse_address(field: str, address: str, port: int) -> None:
     "field", ["", "0100007F", "0100007F:84D", "0100007G:84DE", "01007F:84DE", "0100007F:84DE:1", ":0050"]
 )
 def test_parse_address_refuses_other_fields(field: str) -> None:
+    """A field without both halves, of the wrong width or with a non-hex digit is a ValueError."""
     with pytest.raises(ValueError):
         parse_address(field)
 
@@ -53,6 +55,7 @@ UDP = """\
 
 
 def test_find_in_table() -> None:
+    """A socket's line is found by inode in TCP and UDP tables (inode 0: the unheld accepted socket), else None."""
     assert find_in_table(TCP, 51350452) == ("0100007F:84DE", "0100007F:D571")
     assert find_in_table(TCP, 0) == ("0100007F:D571", "0100007F:84DE")  # an accepted socket no fd holds yet
     assert find_in_table(TCP, 5135045) is None and find_in_table("", 1) is None
@@ -70,6 +73,7 @@ def test_find_in_table() -> None:
     ],
 )
 def test_socket_inode(link: str, inode: int | None) -> None:
+    """Only a well-formed socket:[N] fd link gives an inode."""
     assert socket_inode(link) == inode
 
 
@@ -102,10 +106,12 @@ def fake_proc(tmp_path: Path) -> Path:
     ],
 )
 def test_local_end_from_a_proc_tree(fake_proc: Path, fd: int, daddr: str, dport: int, expected: object) -> None:
+    """The fd's socket gives its local end when its peer is the event's; else why not (reused, closed, unlisted)."""
     assert local_end(80, fd, daddr, dport, fake_proc) == expected
 
 
 def test_local_end_of_a_process_that_exited(fake_proc: Path) -> None:
+    """A pid gone from /proc reads as closed."""
     assert local_end(81, 5, "127.0.0.1", 54641, fake_proc) == Lookup.CLOSED
 
 
