@@ -33,7 +33,7 @@ class Config:
 def parse_listen(value: str) -> tuple[str, int]:
     """HOST:PORT (IPv6 as [::1]:PORT) to (host, port); ConfigError otherwise."""
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"listen address {value!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN} or [::1]:9477)")
     return host.strip("[]"), int(port)
 

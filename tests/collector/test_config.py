@@ -77,6 +77,8 @@ def test_listen_parsing() -> None:
         "localhost: 9477",
         "localhost:9477 ",
         "[::1]",  # IPv6 in brackets without a port
+        "localhost:\u00b2",  # a superscript two: str.isdigit() says digit, int() refuses it
+        "localhost:\u0669",  # ARABIC-INDIC DIGIT NINE: int() takes it; a port is ASCII
     ],
 )
 def test_listen_refuses_what_is_not_host_port(value: str) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -135,6 +136,24 @@ def test_alert_ids_are_reproducible() -> None:
     assert _run(CONTAINER_TREE)[1].alerts == _run(CONTAINER_TREE)[1].alerts
 
 
+def test_alert_ids_differ_by_boot_time_process_and_rule() -> None:
+    """Alerts that differ in boot, kernel time, process or rule get distinct ids."""
+    login = CONTAINER_TREE[-1]
+    ssh = ["ssh", "-R", "1:l:1", "h"]
+    events = [
+        login,
+        dataclasses.replace(login, ktime_ns=login.ktime_ns + 1),
+        dataclasses.replace(login, pid=81, tgid=81),
+        exec_event(ssh, exe="/usr/bin/ssh", pid=80, ktime_ns=login.ktime_ns),  # same pid and time, other rule
+    ]
+    ids = [a["id"] for a in _run(events)[1].alerts]
+    sink = ListSink()
+    other_boot = Pipeline("gpu-node-7", Clock("boot-2", CLOCK.realtime_offset_ns), [sink])
+    other_boot.handle(login)
+    ids.append(sink.alerts[0]["id"])
+    assert len(ids) == 5 and len(set(ids)) == 5
+
+
 class Broken:
     rule = Rule(
         "test.broken",
@@ -189,8 +208,8 @@ class Recording:
 
 
 def test_an_alert_names_the_sockets_local_end_and_a_replay_does_too() -> None:
-    """A live run looks the local end up for the alerting event only, records it with the event, and a
-    replay (no lookup) raises the same alert from the recording."""
+    """A live run looks the local end up for the alerting event only and records it; a replay matches."""
+    # The replay has no lookup: the local end comes from the recording, so the alert is the same.
     asked: list[tuple[int, int, str, int]] = []
 
     def lookup(tgid: int, fd: int, daddr: str, dport: int) -> LocalEnd | Lookup:
@@ -224,6 +243,7 @@ def test_an_alert_names_the_sockets_local_end_and_a_replay_does_too() -> None:
 
 @pytest.mark.parametrize("result", [Lookup.CLOSED, Lookup.REUSED, RuntimeError("bug")])
 def test_a_failed_socket_lookup_is_counted_and_the_alert_still_goes(result: Lookup | Exception) -> None:
+    """A lookup that finds no socket, or raises, is counted by result; the alert goes with a null local end."""
     def lookup(tgid: int, fd: int, daddr: str, dport: int) -> LocalEnd | Lookup:
         if isinstance(result, Exception):
             raise result
