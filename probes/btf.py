@@ -172,5 +172,5 @@ TASK_FIELDS: tuple[tuple[str, str, str], ...] = (
 
 
 def task_offsets(btf: BTF) -> dict[str, int]:
-    """The cflags the probes need to read the current task's fields directly (see common.bpf.h)."""
+    """The cflags the probes need to read the current task's fields directly (see task.bpf.h)."""
     return {macro: btf.member_offset(struct_name, member) for macro, struct_name, member in TASK_FIELDS}

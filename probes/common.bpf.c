@@ -13,9 +13,10 @@ __attribute__((section("maps/export"))) struct events_table_t __events;
 BPF_TABLE_PUBLIC("percpu_array", u32, u64, lost, EVENT_KIND_MAX);
 
 /*
- * Never attached: the loader runs it (BPF_PROG_TEST_RUN) to pair the
- * jiffies the records carry with CLOCK_MONOTONIC (probes/loader.py
- * JiffyClock): clock_pair[0] = bpf_jiffies64(), then [1] = bpf_ktime_get_ns().
+ * Never attached: the loader runs it (BPF_PROG_TEST_RUN, probes/testrun.py)
+ * to pair the jiffies the records carry with CLOCK_MONOTONIC
+ * (probes/clock.py JiffyClock): clock_pair[0] = bpf_jiffies64(), then
+ * [1] = bpf_ktime_get_ns().
  */
 BPF_ARRAY(clock_pair, u64, 2);
 

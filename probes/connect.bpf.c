@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* connect sensor: IPv4/IPv6 connect() destination, fd and result; arms first-payload capture. */
-#include "common.bpf.h"
+#include "ringbuf.bpf.h"
+#include "sock.bpf.h"
+#include "sockaddr.bpf.h"
+#include "task.bpf.h"
+#include "tracked.bpf.h"
 
 /*
  * The connect in flight on this thread, from entry to exit, in task-local
- * storage: neither hook touches a shared hash (an update at entry and a
- * lookup and delete at exit cost ~100-150 ns more on the test VM), and the
- * storage goes with the thread.
+ * storage: neither hook touches a shared hash, whose update and delete take
+ * a bucket lock (kernel/bpf/hashtab.c htab_lock_bucket), and the storage
+ * goes with the thread (kernel/bpf/bpf_task_storage.c, Linux 5.11).
+ * bench/README.md has the difference.
  */
 struct connect_call {
 	s32 fd;
@@ -17,7 +22,7 @@ struct connect_call {
 BPF_TASK_STORAGE(connect_calls, struct connect_call);
 /*
  * Connected sockets awaiting their first payload, by (process, fd): the
- * set-associative table of common.bpf.h. Entries go on the first send, on
+ * set-associative table of tracked.bpf.h. Entries go on the first send, on
  * close(), or, for processes that exit without closing (the kernel closes
  * their fds, no close() runs), in the agent's sweep (forget_socket below).
  * When both of a socket's sets are full the connection is reported but not
@@ -178,14 +183,28 @@ static __always_inline int enter_close(u32 fd)
 /*
  * fds closed without close(): dup2()/dup3() replace `newfd`, close_range()
  * closes a span (with CLOSE_RANGE_CLOEXEC it only marks them, and the exec
- * check in common.bpf.h covers what the exec then closes). A span is walked
- * up to the process's fd table size, at most CLOSE_RANGE_SCAN fds: each is
- * a filter check, and a child closing everything before an exec has a
- * small table and no tracked sockets. A tracked fd beyond the scan keeps
- * its entry until the number's next close(), send or the process's exit.
+ * check, task.bpf.h exec_id(), covers what the exec then closes). A span is
+ * walked up to the process's fd table size, at most CLOSE_RANGE_SCAN fds:
+ * each is a filter check, and a child closing everything before an exec
+ * has a small table and no tracked sockets. A tracked fd beyond the scan
+ * keeps its entry until the number's next close(), send or the process's
+ * exit.
  */
 #define CLOSE_RANGE_CLOEXEC 4
 #define CLOSE_RANGE_SCAN 256
+
+/* Forget this process's fds first..last (last < its fd table size), at most CLOSE_RANGE_SCAN of them. */
+static __always_inline void forget_span(const struct tracked_filter *f, u32 first, u32 last)
+{
+	u64 tgid = sock_key(0);
+
+	for (u32 i = 0; i < CLOSE_RANGE_SCAN; i++) {
+		u32 fd = first + i;
+		if (fd > last)
+			break;
+		forget(f, tgid | fd);
+	}
+}
 
 /* The set and way where `key` is tracked, or 0 (a look, not a claim: the entry stays). */
 static __always_inline struct tracked_set *tracked_find(u64 key, u32 *way)
@@ -221,7 +240,7 @@ static __always_inline int dup_source(u32 oldfd, struct tracked_sock *copy)
 	struct tracked_set *set = tracked_find(sock_key(oldfd), &way);
 
 	if (!set && parent)
-		set = tracked_find((u64)KFIELD(u32, parent, TASK_TGID_OFF) << 32 | oldfd, &way);
+		set = tracked_find(tracked_key(KFIELD(u32, parent, TASK_TGID_OFF), oldfd), &way);
 	if (!set || way >= TRACKED_WAYS)
 		return 0;
 	s64 seq = tcp_write_seq(fd_sock(oldfd), set->dport[way]); /* the same connection, and TCP */
@@ -353,15 +372,7 @@ int on_enter_close_range(struct tracepoint__syscalls__sys_enter_close_range *arg
 
 	if (!f || args->flags & CLOSE_RANGE_CLOEXEC || !current_fdt(&size) || first >= size)
 		return 0;
-	if (last >= size)
-		last = size - 1;
-	u64 tgid = sock_key(0);
-	for (u32 i = 0; i < CLOSE_RANGE_SCAN; i++) {
-		u32 fd = first + i;
-		if (fd > last)
-			break;
-		forget(f, tgid | fd);
-	}
+	forget_span(f, first, last < size ? last : size - 1);
 	return 0;
 }
 #endif
@@ -382,10 +393,11 @@ int on_enter_close(struct tracepoint__syscalls__sys_enter_close *args)
 }
 
 /*
- * Never attached: the agent runs it (BPF_PROG_TEST_RUN) to forget the entry
- * sweep_key names, one whose process has exited, and uncount it in the
- * filter, atomically with the probes that count (probes/loader.py sweep()).
- * Returns 1 when it deleted the entry, 0 when it was already gone.
+ * Never attached: the agent runs it (BPF_PROG_TEST_RUN, probes/testrun.py)
+ * to forget the entry sweep_key names, one whose process has exited, and
+ * uncount it in the filter, atomically with the probes that count
+ * (probes/loader.py Probes.sweep()). Returns 1 when it deleted the entry,
+ * 0 when it was already gone.
  */
 int forget_socket(struct __sk_buff *skb)
 {

@@ -48,7 +48,7 @@ struct event_header {
 	__u8 flags;
 	__u16 size;      /* bytes of this record, header included */
 	__u32 reserved;
-	__u64 ktime_ns;  /* bpf_jiffies64() from the kernel; CLOCK_MONOTONIC ns once read (probes/loader.py) */
+	__u64 ktime_ns;  /* bpf_jiffies64() from the kernel; CLOCK_MONOTONIC ns once read (probes/reader.py) */
 	__u32 pid;       /* thread id, initial pid namespace */
 	__u32 tgid;      /* process id, initial pid namespace */
 	__u32 ppid;      /* real_parent->tgid, 0 when unknown */

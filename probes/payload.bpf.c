@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* first-payload sensor: the first bytes sent on each socket connect.bpf.c tracked, once. */
-#include "common.bpf.h"
+#include "ringbuf.bpf.h"
+#include "sock.bpf.h"
+#include "sockaddr.bpf.h"
+#include "task.bpf.h"
+#include "tracked.bpf.h"
 
 #define MAX_IOV 4 /* vectored sends: gather from the first iovecs only */
 
@@ -34,22 +38,23 @@ static __always_inline void drop(u32 kind)
 /*
  * The record is reserved in the ring buffer and filled in place (no per-CPU
  * scratch record, no second copy). The header's size field says how much of
- * it is used, and only that leaves the reader (probes/loader.py); but the
- * ring advances by the whole reservation, so it is kept close to what is
- * used: records packed densely share cache lines, and the next record, of
- * any sensor, lands in a line this CPU already owns. When every send
- * reserved the 856 bytes a vectored one needs, the next connect record cost
- * ~100 ns more, and connect+write+close ~135 ns more, on the test VM (A/B,
- * kernel-timed). A flat send takes the smallest of three sizes that holds
- * its bytes; a vectored send reserves a spill area behind PAYLOAD_MAX bytes,
- * which the verifier needs because its copies land at a variable offset.
+ * it is used, and only that leaves the reader (probes/reader.py); but the
+ * ring advances by the whole reservation (kernel/bpf/ringbuf.c
+ * __bpf_ringbuf_reserve(): the producer moves by the size reserved, rounded
+ * up to 8), so it is kept close to what is used: records packed densely
+ * share cache lines, and the next record, of any sensor, lands in a line
+ * this CPU already owns (bench/README.md has the A/B against reserving
+ * every send at the vectored size). A flat send takes the smallest of three
+ * sizes that holds its bytes; a vectored send reserves a spill area behind
+ * PAYLOAD_MAX bytes, which the verifier needs because its copies land at a
+ * variable offset.
  */
 #define PAYLOAD_DATA_OFF __builtin_offsetof(struct payload_event, data)
 #define PAYLOAD_VEC_RESERVE (PAYLOAD_DATA_OFF + 3 * PAYLOAD_MAX)
 
 /*
  * The hot path: write() and friends on every fd of every process land here.
- * An fd that connect.bpf.c did not track stops at the filter (common.bpf.h),
+ * An fd that connect.bpf.c did not track stops at the filter (tracked.bpf.h),
  * or, when its slot is shared, after a scan of its sets.
  * The one thread whose claim succeeds owns the payload: at most one record
  * per connection, even when threads race on the same socket. `sock` gets
@@ -227,6 +232,19 @@ static __always_inline int fast_open(u32 fd, const void *uaddr, u32 addrlen, str
 	return 1;
 }
 
+/* A sendmsg() that may connect (Fast Open) or be a tracked socket's first send: its iovecs, gathered. */
+static __always_inline int send_msg(u32 fd, const void *umsg, u32 fastopen)
+{
+	struct msghdr_user msg = {};
+	struct tracked_sock sock;
+
+	if (bpf_probe_read_user(&msg, sizeof(msg), umsg))
+		return 0;
+	if (fastopen && msg.name && fast_open(fd, msg.name, msg.namelen, &sock))
+		return msg.iovlen ? capture_vec(fd, msg.iov, msg.iovlen, SYSCALL_SENDMSG, &sock) : 0;
+	return send_vec(fd, msg.iov, msg.iovlen, SYSCALL_SENDMSG);
+}
+
 int on_enter_write(struct tracepoint__syscalls__sys_enter_write *args)
 {
 	return send_flat(args->fd, args->buf, args->count, SYSCALL_WRITE);
@@ -251,15 +269,9 @@ int on_enter_sendmsg(struct tracepoint__syscalls__sys_enter_sendmsg *args)
 	u64 key = sock_key(args->fd);
 	u32 zero = 0;
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
-	struct msghdr_user msg = {};
-	struct tracked_sock sock;
 	u32 fastopen = args->flags & MSG_FASTOPEN;
 
 	if (!fastopen && (!f || !f->count[filter_slot(key)])) /* untracked: skip reading the msghdr */
 		return 0;
-	if (bpf_probe_read_user(&msg, sizeof(msg), args->msg))
-		return 0;
-	if (fastopen && msg.name && fast_open(args->fd, msg.name, msg.namelen, &sock))
-		return msg.iovlen ? capture_vec(args->fd, msg.iov, msg.iovlen, SYSCALL_SENDMSG, &sock) : 0;
-	return send_vec(args->fd, msg.iov, msg.iovlen, SYSCALL_SENDMSG);
+	return send_msg(args->fd, args->msg, fastopen);
 }
