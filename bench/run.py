@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from collector.alerts.clock import Clock  # noqa: E402
 from collector.pipeline import Pipeline  # noqa: E402
 from collector.source.recording import Recorder, Replay  # noqa: E402
-from probes.loader import hooked_tracepoints  # noqa: E402
+from probes.sensors import hooked_tracepoints  # noqa: E402
 from tests.factories import connect_event, exec_event, exit_event, payload_event, proc_event  # noqa: E402
 
 OPS = {"connect": 3_000, "connect_write": 3_000, "fork_exec": 100}

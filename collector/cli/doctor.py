@@ -11,7 +11,7 @@ from pathlib import Path
 
 from collector.enrich.cgroups import find_cgroup2_mount
 from probes import btf, tracefs
-from probes.loader import OPTIONAL_TRACEPOINTS, TRACEPOINTS
+from probes.sensors import OPTIONAL_TRACEPOINTS, TRACEPOINTS
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39

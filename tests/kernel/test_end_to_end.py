@@ -18,7 +18,7 @@ import pytest
 
 from collector.source.recording import Replay
 from probes.events import PayloadEvent
-from probes.loader import FILTER_SLOTS
+from probes.tracked import FILTER_SLOTS
 from tests.kernel.e2e import Agent, FakePool, Sshd, WebServers
 
 pytestmark = pytest.mark.kernel

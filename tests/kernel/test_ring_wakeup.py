@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A ring buffer filling past half wakes the reader before its timer. The probes load in a child
-process with a small ring and a 60 s timer: bcc keeps exported maps for the life of a process, so the
-probes load once per process (the test session has its own)."""
+"""A ring buffer filling past half wakes the reader before its timer."""
+
+# The probes load in a child process with a small ring and a 60 s timer: bcc keeps exported maps for the
+# life of a process, so the probes load once per process (the test session has its own).
 
 from __future__ import annotations
 
@@ -50,10 +51,11 @@ os._exit(0)  # the reader sleeps in a 60 s wait: do not wait for it
 
 
 def test_a_half_full_ring_wakes_the_reader_before_its_timer() -> None:
-    """With the reader's timer at 60 s, two exec records in a 64 KiB ring stay there (records do not wake
-    the reader, so it drains in batches); then 40 execs of 4 KiB records arrive within seconds, in order, none
-    lost: each time the ring fills past half, the record that crossed it wakes the reader. What the last
-    wakeup left, under half the ring (at most 7 records), waits for the timer."""
+    """Records do not wake the reader, except the one that fills the ring past half: none lost, in order."""
+    # With the reader's timer at 60 s, two exec records in a 64 KiB ring stay there (the reader drains in
+    # batches); then 40 execs of 4 KiB records arrive within seconds, in order, none lost: each time the ring
+    # fills past half, the record that crossed it wakes the reader. What the last wakeup left, under half the
+    # ring (at most 7 records), waits for the timer.
     out = subprocess.run(
         [sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
     )

@@ -24,7 +24,7 @@ from collector.enrich import procfs
 from collector.enrich.cgroups import CgroupResolver, find_cgroup2_mount
 from probes.events import ConnectEvent, ExecEvent, ExitEvent, PayloadEvent
 from probes.layout import ARGS_BUF, ExecFlags
-from probes.loader import filter_slot
+from probes.tracked import filter_slot
 from tests.kernel.helpers import Collected, loaded_probes
 
 pytestmark = pytest.mark.kernel
@@ -97,8 +97,8 @@ def test_exec_argv_bounds(k: Collected) -> None:
 
 @pytest.mark.parametrize("size", [10, 255, 256, 257, 1023, 1024, 1025, ARGS_BUF - 1, ARGS_BUF])
 def test_exec_argv_whole_at_every_record_size(k: Collected, size: int) -> None:
-    """The exec record is reserved at a size class (256, 1024, ARGS_BUF bytes of argv): an argv of any
-    length, either side of each boundary, comes whole up to ARGS_BUF - 1 bytes."""
+    """An argv of any length either side of each exec record size class comes whole up to ARGS_BUF - 1 bytes."""
+    # exec.bpf.c reserves the record with room for 256, 1024 or ARGS_BUF bytes of argv.
     head = "/bin/true\0"
     argv = ["/bin/true", "z" * (size - len(head) - 1)]  # the argv area holds each string and its NUL
     pid = _run(argv)
@@ -149,8 +149,8 @@ def test_failed_exec_reports_nothing(k: Collected) -> None:
 
 
 def test_exit(k: Collected) -> None:
-    """A process's exit is reported once, not once per thread, with its time: the kernel's jiffies as
-    CLOCK_MONOTONIC, at most one tick early."""
+    """A process's exit is reported once, not once per thread, timed at most one tick early."""
+    # The time is the kernel's jiffies as CLOCK_MONOTONIC (probes/clock.py): the start of the tick.
     code = "import threading; ts = [threading.Thread(target=lambda: None) for _ in range(4)]; [t.start() for t in ts]"
     started = time.monotonic_ns()
     pid = _run([sys.executable, "-c", code])
@@ -162,9 +162,9 @@ def test_exit(k: Collected) -> None:
 
 
 def test_record_times_are_the_kernels_ticks(k: Collected) -> None:
-    """Records carry jiffies; the reader's clock puts each at the start of its tick: it agrees with the
-    kernel's own report of jiffies and time (/proc/timer_list) and CONFIG_HZ, and a connect's time falls
-    between the clock read before it, less one tick, and the clock read after it."""
+    """The reader's clock agrees with /proc/timer_list and CONFIG_HZ, and times a connect within one tick."""
+    # Records carry jiffies and the clock puts each at the start of its tick: a connect's time falls between
+    # the clock read before it, less one tick, and the clock read after it.
     clock = k.probes.clock
     assert clock is not None
     text = Path("/proc/timer_list").read_text()
@@ -302,8 +302,9 @@ FAST_OPEN_SENDERS = {
 @pytest.mark.parametrize("syscall", list(FAST_OPEN_SENDERS))
 @pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["ipv4", "ipv6"])
 def test_tcp_fast_open_is_a_connect_and_its_first_payload(k: Collected, syscall: str, family: int) -> None:
-    """A MSG_FASTOPEN send connects without connect(): one connect (started) and one first payload, on
-    IPv4 and IPv6; a later send, and a second MSG_FASTOPEN send that the kernel refuses, add nothing."""
+    """A MSG_FASTOPEN send is one started connect and one first payload; later sends add nothing."""
+    # It connects without connect(), on IPv4 and IPv6; the later sends are a plain one and a second
+    # MSG_FASTOPEN send that the kernel refuses (EISCONN).
     host = "127.0.0.1" if family == socket.AF_INET else "::1"
     first = b'{"id":1,"method":"mining.subscribe","params":["cpuminer/2.5.1"]}\n'
     with socket.socket(family) as srv, socket.socket(family) as c:
@@ -348,8 +349,9 @@ def test_fast_open_flag_on_udp_or_without_an_address_is_no_connect(k: Collected,
 @pytest.mark.parametrize("syscall", ["write", "sendto"])
 @pytest.mark.parametrize("size", [1, 63, 64, 65, 127, 128, 129, 255, 256, 257])
 def test_flat_payload_whole_at_every_record_size(k: Collected, server: socket.socket, syscall: str, size: int) -> None:
-    """A flat send is reserved at a size class (64, 128, 256 bytes of data): a payload of any length,
-    either side of each boundary, comes whole up to 256 bytes, and longer ones keep their first 256."""
+    """A flat send of any length either side of each record size class comes whole up to 256 bytes, or cut."""
+    # payload.bpf.c reserves the record with room for 64, 128 or 256 bytes of data; longer sends keep
+    # their first 256.
     port = server.getsockname()[1]
     data = bytes((i * 7 + size) % 251 + 1 for i in range(size))
     with socket.create_connection(("127.0.0.1", port)) as c:
@@ -388,8 +390,8 @@ def test_untracked_and_reused_fds_are_ignored(k: Collected, server: socket.socke
 
 @pytest.mark.parametrize("how", ["dup2", "dup3", "close_range"])
 def test_an_fd_replaced_without_close_is_not_a_payload(k: Collected, server: socket.socket, how: str) -> None:
-    """dup2()/dup3() onto a connected socket's fd, or close_range() over it, closes the socket with no
-    close() call; a write to the number afterwards goes to a file, and is not the socket's payload."""
+    """A write to a socket's fd number after dup2()/dup3() onto it or close_range() over it is no payload."""
+    # Those close the socket with no close() call; the write afterwards goes to a file.
     port = server.getsockname()[1]
     c = socket.socket()
     c.connect(("127.0.0.1", port))
@@ -429,9 +431,9 @@ os.write(9, b'login\\n')
 def test_a_socket_closed_by_exec_is_forgotten_and_one_kept_across_exec_is_not(
     k: Collected, server: socket.socket
 ) -> None:
-    """exec closes close-on-exec fds with no close() call: the new program's write to a file that took the
-    number is not a payload (and is counted). A socket the program inherits (nc -e, inetd) keeps its first
-    payload."""
+    """A socket an exec closed is no payload (and is counted); one the new program inherits keeps its own."""
+    # exec closes close-on-exec fds with no close() call: the new program's write goes to a file that took
+    # the number. Inheriting a socket is what nc -e and inetd do.
     port = server.getsockname()[1]
     stale = k.probes.stale()
     with tempfile.TemporaryDirectory() as d:
@@ -462,8 +464,8 @@ def test_a_socket_closed_by_exec_is_forgotten_and_one_kept_across_exec_is_not(
 def test_a_socket_duplicated_onto_another_fd_sends_its_payload_once(
     k: Collected, server: socket.socket, script: str, sent: bytes
 ) -> None:
-    """bash's /dev/tcp redirections send through a dup of the socket (dup2(3, 1)), in bash itself or in a
-    forked child: the first send through any copy is the payload, and the connection leaves only one."""
+    """The first send through any dup of a bash /dev/tcp socket is the connection's one payload."""
+    # bash's redirections send through a dup of the socket (dup2(3, 1)), in bash itself or in a forked child.
     port = server.getsockname()[1]
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
         f.write("login\n")
@@ -478,8 +480,8 @@ def test_a_socket_duplicated_onto_another_fd_sends_its_payload_once(
 
 @pytest.mark.parametrize("how", ["dup", "F_DUPFD", "F_DUPFD_CLOEXEC"])
 def test_a_copy_at_a_number_the_kernel_picks_sends_the_payload(k: Collected, server: socket.socket, how: str) -> None:
-    """dup() and fcntl(F_DUPFD*) choose the copy's number: the copy is tracked under the number returned,
-    after the original is closed too, and the connection still leaves one payload."""
+    """A dup()/fcntl(F_DUPFD*) copy is tracked under the number returned and sends the one payload."""
+    # Those calls choose the copy's number themselves; the original is closed before the send.
     port = server.getsockname()[1]
     c = socket.create_connection(("127.0.0.1", port))
     copy = LIBC.dup(c.fileno()) if how == "dup" else fcntl.fcntl(c.fileno(), getattr(fcntl, how), 40)
@@ -509,8 +511,8 @@ def test_a_failed_dup_tracks_nothing(k: Collected, server: socket.socket) -> Non
 
 
 def test_copies_made_before_any_send_leave_one_payload(k: Collected, server: socket.socket) -> None:
-    """nc -e puts the socket on several fds before anything is sent: the first send through any copy is the
-    payload, and a send through another copy afterwards is not a second one (the socket's write_seq moved)."""
+    """Copies made before any send (nc -e) leave one payload: the first send through any of them."""
+    # A send through another copy afterwards is not a second one: the socket's write_seq moved.
     port = server.getsockname()[1]
     c = socket.create_connection(("127.0.0.1", port))
     copies = [os.dup(0), os.dup(0)]  # two numbers to put the socket on
@@ -528,8 +530,8 @@ def test_copies_made_before_any_send_leave_one_payload(k: Collected, server: soc
 
 
 def test_filter_counts_each_tracked_socket_until_it_goes(k: Collected, server: socket.socket) -> None:
-    """The hot-path filter counts a tracked socket once, however often it connects, and lets it go on its
-    first send or on its close. (Its slot is shared with other keys: only this test's sockets move it.)"""
+    """The filter counts a tracked socket once, however often it connects, until its first send or close."""
+    # Its slot is shared with other keys: only this test's sockets move it.
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))
     client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -556,8 +558,8 @@ def test_filter_counts_each_tracked_socket_until_it_goes(k: Collected, server: s
 
 
 def test_sweep_forgets_sockets_of_processes_that_exit_without_close(k: Collected, server: socket.socket) -> None:
-    """A process that exits with a connected socket closes it in the kernel, where no close() probe sees
-    it: the sweep forgets its entry and uncounts it, and leaves live processes' sockets alone."""
+    """The sweep forgets and uncounts the sockets of exited processes and leaves live processes' alone."""
+    # A process that exits with a connected socket closes it in the kernel, where no close() probe sees it.
     code = (
         "import os, socket, sys; s = socket.create_connection(('127.0.0.1', int(sys.argv[1])));"
         "print(os.getpid(), s.fileno(), flush=True); os._exit(0)"

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The tracked-socket table at its limit. The probes load in a child process: bcc keeps exported maps
-for the life of a process, so the probes load once per process (the test session has its own)."""
+"""The tracked-socket table at its limit, with the probes loaded in a child process."""
+
+# bcc keeps exported maps for the life of a process, so the probes load once per process (the test session
+# has its own): each test loads them, with a small table, in a child.
 
 from __future__ import annotations
 
@@ -46,8 +48,7 @@ probes.close()
 
 
 def test_full_table_is_counted_not_silent() -> None:
-    """With the table full, every connection is still reported and the untracked ones are counted; a
-    tracked one still gives its first payload."""
+    """With the table full every connection is still reported, the untracked ones counted, a tracked one sent."""
     out = subprocess.run(
         [sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
     )
@@ -58,7 +59,8 @@ def test_full_table_is_counted_not_silent() -> None:
 SPILL_CHILD = r"""
 import json, os, socket, time
 from probes.events import PayloadEvent
-from probes.loader import Probes, TRACKED_WAYS, tracked_sets
+from probes.loader import Probes
+from probes.tracked import TRACKED_WAYS, tracked_sets
 from tests.kernel.helpers import Collected
 
 MAX = 2 * TRACKED_WAYS  # two sets
@@ -116,9 +118,9 @@ probes.close()
 
 
 def test_a_full_home_set_spills_into_the_second_and_takes_it_back() -> None:
-    """A socket whose home set is full lives in its second set: it is found there to connect again, to
-    capture its first payload and when it closes, and its home set's spill count goes back to 0. With
-    both sets full, the next sockets are counted as not tracked."""
+    """A socket whose home set is full lives in its spill set, found there until it goes; then both full."""
+    # Found there to connect again, to capture its first payload and when it closes, and its home set's spill
+    # count goes back to 0. With both sets full, the next sockets are counted as not tracked.
     out = subprocess.run(
         [sys.executable, "-c", SPILL_CHILD], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
     )

@@ -72,8 +72,8 @@ def test_this_kernel() -> None:
 
 def test_loader_refuses_without_btf(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the kernel's BTF the loader stops with one line naming it, before compiling anything."""
-    from collector.errors import ProbeError
-    from probes import loader
+    from probes.cflags import cflags
+    from probes.errors import ProbeError
 
     def missing(path: Path = VMLINUX) -> BTF:
         raise BTFError(f"cannot read {path}: No such file or directory")
@@ -81,4 +81,4 @@ def test_loader_refuses_without_btf(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(BTF, "from_file", staticmethod(missing))
     expected = r"^no kernel BTF \(cannot read /sys/kernel/btf/vmlinux: .*CONFIG_DEBUG_INFO_BTF"
     with pytest.raises(ProbeError, match=expected):
-        loader.cflags()
+        cflags()

@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Jiffies to CLOCK_MONOTONIC (probes/loader.py JiffyClock), without a kernel."""
+"""Jiffies to CLOCK_MONOTONIC (probes/clock.py JiffyClock), without a kernel."""
 
 from __future__ import annotations
 
 import pytest
 
-from collector.errors import ProbeError
-from probes.loader import JiffyClock, snap_hz
+from probes.clock import JiffyClock, snap_hz
+from probes.errors import ProbeError
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,7 @@ from probes.loader import JiffyClock, snap_hz
     ],
 )
 def test_hz_is_snapped_to_the_kernel_choices(jiffies: int, ns: int, hz: int) -> None:
+    """A measured tick rate within 2% of a CONFIG_HZ choice is that choice; any other is the rate itself."""
     assert snap_hz(jiffies, ns) == hz
 
 
@@ -40,8 +41,8 @@ def test_edges_give_hz_and_the_start_of_each_tick() -> None:
 
 
 def test_times_are_strictly_increasing_in_ring_order() -> None:
-    """Records of one tick get 1 ns apart; a record stamped before its predecessor's tick (another CPU read
-    jiffies later) still comes after it; the next tick starts at its own time."""
+    """Records of one tick get times 1 ns apart, an earlier tick's after its predecessor, the next its own."""
+    # A record stamped before its predecessor's tick comes from another CPU that read jiffies later.
     clock = JiffyClock(250, 0)
     times = [clock.ns(j) for j in (10, 10, 10, 9, 11, 11)]
     assert times == [40_000_000, 40_000_001, 40_000_002, 40_000_003, 44_000_000, 44_000_001]
@@ -49,5 +50,6 @@ def test_times_are_strictly_increasing_in_ring_order() -> None:
 
 @pytest.mark.parametrize(("first", "last"), [((100, 10), (100, 5_000_000)), ((100, 10), (99, 5_000_000))])
 def test_jiffies_that_do_not_advance_are_an_error(first: tuple[int, int], last: tuple[int, int]) -> None:
+    """Edges whose jiffies did not advance raise ProbeError instead of giving a clock."""
     with pytest.raises(ProbeError, match="jiffies did not advance"):
         JiffyClock.from_edges(first, last)

@@ -17,7 +17,7 @@ from collector.cli.doctor import (
     can_load_bpf,
     effective_caps,
 )
-from probes.loader import OPTIONAL_TRACEPOINTS, TRACEPOINTS
+from probes.sensors import OPTIONAL_TRACEPOINTS, TRACEPOINTS
 
 
 @pytest.mark.parametrize(
