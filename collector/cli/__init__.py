@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from collector import __version__
+from collector.cli.doctor import CHECKS_HELP  # the doctor --help epilog: stdlib and small probes modules only
 from collector.errors import CoalmineError
 
 app = typer.Typer(
@@ -162,16 +163,18 @@ def replay(
     )
 
 
-@app.command("doctor")
+@app.command("doctor", epilog=CHECKS_HELP)
 def doctor_command() -> None:  # not `doctor`: that would hide the collector.cli.doctor module
-    """Check what this kernel and node support; exit 1 if the agent cannot run here."""
-    from collector.cli.doctor import FAIL, run_checks
+    """Check what this kernel and node support; exit 1 if the agent cannot run here.
 
-    checks = run_checks()
-    width = max(len(c.name) for c in checks)
-    for c in checks:
-        typer.echo(f"{c.status:<4}  {c.name:<{width}}  {c.detail}")
-    if any(c.status == FAIL for c in checks):
+    Each check prints one line: its status, its name, and what it found. BPF features are created for real
+    (a map, or a tiny program) and freed at once; nothing is left loaded.
+    """
+    from collector.cli.doctor import report, run_checks
+
+    table, code = report(run_checks())
+    typer.echo(table, nl=not table.endswith("\n"))
+    if code:
         raise _fail("cannot run here: fix the FAIL lines above")
 
 

@@ -133,13 +133,3 @@ def test_replay_to_stdout(tmp_path: Path) -> None:
     (alert,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert alert["host"] == "node-3" and alert["rule"] == "mining.stratum"
     assert "replayed 8 events, 1 alerts, 0 malformed events skipped" in result.stderr
-
-
-def test_doctor_prints_a_table() -> None:
-    """doctor prints one line per check and exits by whether the agent can run."""
-    from collector.cli.doctor import FAIL, run_checks
-
-    result = runner.invoke(cli.app, ["doctor"])
-    names = [c.name for c in run_checks()]
-    assert all(name in result.stdout for name in names)
-    assert result.exit_code == (1 if any(c.status == FAIL for c in run_checks()) else 0)
