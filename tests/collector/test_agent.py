@@ -24,8 +24,7 @@ def _replay(path: Path, sink: ListSink) -> Agent:
 
 
 def test_a_replay_raises_what_the_pipeline_raises_and_closes_the_sinks(tmp_path: Path) -> None:
-    """Driven by the Agent, a recording gives the alerts of its events fed straight to a pipeline, then the
-    sinks are closed."""
+    """Driven by the Agent, a recording gives the pipeline's own alerts for its events; then sinks are closed."""
     path = tmp_path / "rec"
     write_recording(path, CONTAINER_TREE, host="gpu-node-7", boot_id=CLOCK.boot_id,
                     realtime_offset_ns=CLOCK.realtime_offset_ns)

@@ -62,8 +62,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_a_recording_cut_short_replays_what_it_holds_and_says_so(tmp_path: Path) -> None:
-    """Cut anywhere inside its events (an agent killed mid-write), a recording gives the whole events before
-    the cut and reports itself truncated; an uncut one does not."""
+    """Cut anywhere (an agent killed mid-write), a recording gives its whole events and says it is truncated."""
     path = tmp_path / "rec.msgpack"
     write_recording(path, CONTAINER_TREE)
     whole = path.read_bytes()
