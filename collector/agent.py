@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from collector.config import Config, parse_listen
@@ -110,7 +111,7 @@ class Agent:
             if cleanup is not None:
                 await cleanup()
 
-    async def _serve(self, listener: socket.socket) -> Any:
+    async def _serve(self, listener: socket.socket) -> Callable[[], Awaitable[None]]:
         """Start the API on the bound socket; returns the coroutine function that stops it."""
         from aiohttp import web  # here, not at the top: see load()
 
