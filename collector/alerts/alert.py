@@ -69,7 +69,7 @@ def build(
         "host": host,
         "rule": finding.rule.id,
         "category": finding.rule.category,
-        "severity": finding.rule.severity.value,
+        "severity": finding.level.value,
         "summary": finding.summary,
         "process": _process_dict(proc, event, cgroup, container),
         "ancestors": [{"pid": p.pid, "comm": p.comm, "exe": p.exe, "args": list(p.args)} for p in lineage],

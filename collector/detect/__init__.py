@@ -42,6 +42,14 @@ class Finding:
     event: Event
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    # Where one rule spans several severities (a SOCKS forward is medium, a local forward low: issue 13),
+    # the finding's own; None takes the rule's.
+    severity: Severity | None = None
+
+    @property
+    def level(self) -> Severity:
+        """The severity the alert carries: the finding's own, else its rule's."""
+        return self.severity or self.rule.severity
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,3 +108,18 @@ def test_alert_ids_differ_by_boot_time_process_and_rule() -> None:
     other_boot.handle(login)
     ids.append(sink.alerts[0]["id"])
     assert len(ids) == 5 and len(set(ids)) == 5
+
+
+def test_a_finding_may_carry_its_own_severity() -> None:
+    """A rule spanning several severities sets the finding's; without one the alert takes the rule's."""
+    from collector.alerts.alert import build
+    from collector.detect import Finding, Severity
+    from collector.detect.tunnel.ssh_reverse import RULE
+    from collector.enrich.process import ProcessTable
+
+    event = exec_event(["ssh", "-R", "1:l:1", "h"], exe="/usr/bin/ssh")
+    alert = build(Finding(RULE, event, "s", severity=Severity.LOW), "n", CLOCK, ProcessTable(), {})
+    assert (alert["severity"], build(Finding(RULE, event, "s"), "n", CLOCK, ProcessTable(), {})["severity"]) == (
+        "low",
+        RULE.severity.value,
+    )
