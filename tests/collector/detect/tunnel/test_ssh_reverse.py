@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.detect import State
-from collector.detect.tunnel.ssh_reverse import SshReverseDetector, client_argv
+from collector.detect.tunnel.ssh import client_argv
+from collector.detect.tunnel.ssh_reverse import SshReverseDetector
 from collector.enrich.process import ProcessTable
 from probes.events import ExecEvent
 from tests.factories import exec_event
@@ -183,3 +184,22 @@ EMPTY_SPEC_IS_QUOTED = "an empty -R value is quoted as a forward, though ssh ref
 def test_an_empty_remote_forward_is_refused_as_ssh_refuses_it() -> None:
     """ssh -R '' exits with "Bad remote forwarding specification", as -oRemoteForward= does: nothing to report."""
     assert DETECT(exec_event(["ssh", "-R", "", "host"], exe="/usr/bin/ssh"), STATE) == []
+
+
+@pytest.mark.parametrize(
+    ("exe", "args", "client"),
+    [
+        ("/usr/bin/ssh", ("ssh", "host"), True),
+        (None, ("/usr/bin/autossh", "-M", "0", "host"), True),
+        ("/usr/bin/dropbearmulti", ("dropbearmulti", "dbclient", "host"), True),
+        ("/usr/bin/dropbearmulti", ("dropbearmulti", "dropbear", "-R"), False),  # the server
+        ("/usr/bin/python3.11", ("python3", "paramiko_client.py"), False),
+        ("/usr/sbin/sshd", ("sshd", "-D"), False),
+        (None, (), False),
+    ],
+)
+def test_is_ssh_client(exe: str | None, args: tuple[str, ...], client: bool) -> None:
+    """A process is an SSH client by its exe or argv[0] (or a multi-call binary's argv[1]), nothing else."""
+    from collector.detect.tunnel.ssh import is_ssh_client
+
+    assert is_ssh_client(exe, args) is client
