@@ -43,6 +43,8 @@ else
 fi
 if [ "$dev" = 1 ]; then
     packages+=(openssh-server openssh-client socat ncat openssl curl)
+    # real tunnelling tools and SSH clients the kernel tests drive (issue 13)
+    packages+=(autossh dropbear-bin git)
 fi
 
 # Install without starting services (openssh-server would start sshd on :22):

@@ -76,6 +76,7 @@ def index(detectors: Iterable[Detector]) -> dict[Kind, list[Detector]]:
 
 def default_detectors() -> list[Detector]:
     from collector.detect.mining.stratum import StratumDetector
+    from collector.detect.tunnel.ssh_forward import SshForwardDetector
     from collector.detect.tunnel.ssh_reverse import SshReverseDetector
 
-    return [StratumDetector(), SshReverseDetector()]
+    return [StratumDetector(), SshReverseDetector(), SshForwardDetector()]

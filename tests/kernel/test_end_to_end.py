@@ -147,7 +147,8 @@ def test_ssh_reverse_tunnel(agent: Agent, sshd: Sshd) -> None:
         found = agent.wait_alert(lambda a: a["rule"] == "tunnel.ssh_reverse" and a["process"]["pid"] == ssh.pid, 5)
         assert found is not None, agent.log_path.read_text()
         alert, _ = found
-        assert alert["evidence"]["forwards"] == [{"argv": "-R 0:127.0.0.1:9", "spec": "0:127.0.0.1:9"}]
+        forward = {"argv": "-R 0:127.0.0.1:9", "spec": "0:127.0.0.1:9", "kind": "remote"}
+        assert alert["evidence"]["forwards"] == [forward]
         assert alert["process"]["exe"] == "/usr/bin/ssh" and alert["severity"] == "high"
     finally:
         ssh.terminate()
