@@ -42,9 +42,9 @@ else
     packages+=(linux-headers-generic)          # Ubuntu
 fi
 if [ "$dev" = 1 ]; then
-    packages+=(openssh-server openssh-client socat ncat openssl curl)
+    packages+=(openssh-server openssh-client socat ncat openssl curl iproute2)
     # real tunnelling tools and SSH clients the kernel tests drive (issue 13)
-    packages+=(autossh dropbear-bin git)
+    packages+=(autossh dropbear-bin git python3-paramiko)
 fi
 
 # Install without starting services (openssh-server would start sshd on :22):

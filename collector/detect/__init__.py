@@ -76,7 +76,8 @@ def index(detectors: Iterable[Detector]) -> dict[Kind, list[Detector]]:
 
 def default_detectors() -> list[Detector]:
     from collector.detect.mining.stratum import StratumDetector
+    from collector.detect.tunnel.ssh_egress import SshEgressDetector
     from collector.detect.tunnel.ssh_forward import SshForwardDetector
     from collector.detect.tunnel.ssh_reverse import SshReverseDetector
 
-    return [StratumDetector(), SshReverseDetector(), SshForwardDetector()]
+    return [StratumDetector(), SshReverseDetector(), SshForwardDetector(), SshEgressDetector()]

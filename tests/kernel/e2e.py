@@ -237,3 +237,75 @@ class WebServers:
         for server in (self.http, self.https):
             server.shutdown()
             server.server_close()
+
+
+class NetnsSshd:
+    """Debian's sshd on 127.0.0.1:22 in a network namespace the test creates, so that port 22 is free to take.
+
+    Clients run inside it through `ip netns exec`, which enters the namespace and execs the client in place
+    (iproute2 ip/ipnetns.c netns_exec(): no fork), so the client keeps the pid its launcher gave it.
+    """
+
+    port = 22
+
+    def __init__(self, workdir: Path, name: str) -> None:
+        self.dir = workdir
+        self.netns = f"coalmine-{name}-{os.getpid()}"
+        self.key = workdir / "client_key"
+        for key in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / key)], check=True)
+        (workdir / "authorized_keys").write_text((workdir / "client_key.pub").read_text())
+        config = workdir / "sshd_config"
+        config.write_text(
+            f"Port 22\nListenAddress 127.0.0.1\nHostKey {workdir / 'host_key'}\nPidFile none\n"
+            f"AuthorizedKeysFile {workdir / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+            "LogLevel INFO\n"
+        )
+        self.log_path = workdir / "sshd.log"
+        self._log = self.log_path.open("w")
+        self.proc: subprocess.Popen[bytes] | None = None
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        try:
+            subprocess.run(self.inside("ip", "link", "set", "lo", "up"), check=True)
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+            self.proc = subprocess.Popen(self.inside("/usr/sbin/sshd", "-D", "-e", "-f", str(config)), stderr=self._log)
+            self._wait_listening()
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait_listening(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while "Server listening on 127.0.0.1 port 22" not in self.log_path.read_text():
+            if time.monotonic() > deadline or (self.proc is not None and self.proc.poll() is not None):
+                raise RuntimeError(f"sshd in {self.netns} did not start: {self.log_path.read_text()}")
+            time.sleep(0.05)
+
+    def inside(self, *argv: str) -> list[str]:
+        """``argv`` run inside the namespace."""
+        return ["ip", "netns", "exec", self.netns, *argv]
+
+    def client_argv(self, *extra: str) -> list[str]:
+        """The ssh client inside the namespace, to this sshd on port 22."""
+        return self.inside(
+            "ssh",
+            "-i",
+            str(self.key),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-p",
+            "22",
+            *extra,
+        )
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
+        self._log.close()

@@ -19,7 +19,7 @@ import pytest
 from collector.source.recording import Replay
 from probes.events import PayloadEvent
 from probes.tracked import FILTER_SLOTS
-from tests.kernel.e2e import Agent, FakePool, Sshd, WebServers
+from tests.kernel.e2e import Agent, FakePool, NetnsSshd, Sshd, WebServers
 
 pytestmark = pytest.mark.kernel
 
@@ -157,9 +157,11 @@ def test_ssh_reverse_tunnel(agent: Agent, sshd: Sshd) -> None:
             ssh.stderr.close()
 
 
-def test_benign_traffic_is_quiet(agent: Agent, sshd: Sshd, workdir: Path, quiet_pids: list[int]) -> None:
-    """HTTP and TLS clients and a plain `ssh host cmd` on loopback raise no alert."""
+def test_benign_traffic_is_quiet(agent: Agent, workdir: Path, quiet_pids: list[int]) -> None:
+    """HTTP and TLS clients and a plain `ssh host cmd` to port 22 raise no alert."""
     web = WebServers(workdir)
+    (workdir / "netns-sshd").mkdir()
+    sshd22 = NetnsSshd(workdir / "netns-sshd", "e2e")  # SSH to any other port is tunnel.ssh_egress (issue 13)
     try:
         runs = [
             ["curl", "-sS", "-o", "/dev/null", f"http://127.0.0.1:{web.http_port}/"],
@@ -175,7 +177,7 @@ def test_benign_traffic_is_quiet(agent: Agent, sshd: Sshd, workdir: Path, quiet_
                 "import ssl, urllib.request; urllib.request.urlopen("
                 f"'https://127.0.0.1:{web.https_port}/', context=ssl._create_unverified_context())",
             ],
-            sshd.client_argv("root@127.0.0.1", "true"),
+            sshd22.client_argv("root@127.0.0.1", "true"),
         ]
         for argv in runs:
             proc = subprocess.Popen(argv)
@@ -183,6 +185,7 @@ def test_benign_traffic_is_quiet(agent: Agent, sshd: Sshd, workdir: Path, quiet_
             quiet_pids.append(proc.pid)
     finally:
         web.close()
+        sshd22.close()
     time.sleep(1.5)
     noisy = [
         a
