@@ -3,7 +3,7 @@
 # Install coalmine and what it needs on a Debian or Ubuntu node. Idempotent: run it again any time.
 #
 #   deploy/setup.sh          bcc, kernel headers, tracefs, .venv with coalmine  ->  .venv/bin/coalmine
-#   deploy/setup.sh --dev    the same, editable, plus the test tools (pytest, openssh-server, socat, ncat, openssl, curl)
+#   deploy/setup.sh --dev    the same, editable, plus the test tools (pytest, openssh, socat, ncat, tunnel tools, ...)
 #
 # Used by the README, .ci/run and the container image alike.
 set -euo pipefail
@@ -44,7 +44,7 @@ fi
 if [ "$dev" = 1 ]; then
     packages+=(openssh-server openssh-client socat ncat openssl curl iproute2)
     # real tunnelling tools and SSH clients the kernel tests drive (issue 13)
-    packages+=(autossh dropbear-bin git python3-paramiko)
+    packages+=(autossh dropbear-bin python3-paramiko stunnel4 iodine ptunnel-ng git)
 fi
 
 # Install without starting services (openssh-server would start sshd on :22):

@@ -79,5 +79,6 @@ def default_detectors() -> list[Detector]:
     from collector.detect.tunnel.ssh_egress import SshEgressDetector
     from collector.detect.tunnel.ssh_forward import SshForwardDetector
     from collector.detect.tunnel.ssh_reverse import SshReverseDetector
+    from collector.detect.tunnel.tool import ToolDetector
 
-    return [StratumDetector(), SshReverseDetector(), SshForwardDetector(), SshEgressDetector()]
+    return [StratumDetector(), SshReverseDetector(), SshForwardDetector(), ToolDetector(), SshEgressDetector()]
