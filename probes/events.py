@@ -48,6 +48,10 @@ class ExecEvent(Event):
     args: tuple[str, ...]
     flags_raw: int  # ExecFlags
     exe: str | None = None  # /proc/<pid>/exe, when the agent could read it
+    # For an OpenSSH client: the ssh_config lines it will apply that the tunnel rules read ("RemoteForward 8 h:8"),
+    # in ssh's order, and where each is ("/root/.ssh/config:3"): read at exec (collector.enrich.sshconf).
+    ssh_config: tuple[str, ...] = ()
+    ssh_config_from: tuple[str, ...] = ()
 
     @property
     def args_truncated(self) -> bool:

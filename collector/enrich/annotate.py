@@ -2,8 +2,8 @@
 """Live-only context, added as events before the recorder sees them.
 
 What the kernel record lacks but /proc and the cgroup mount know (a process
-met without its exec, the path of a cgroup id, the resolved executable) is
-turned into events here, so that a recording replays with the same context
+met without its exec, the path of a cgroup id, the resolved executable, the
+ssh_config lines an SSH client will apply) is turned into events here, so that a recording replays with the same context
 and detectors stay pure.
 """
 
@@ -16,6 +16,7 @@ from collector.enrich import procfs
 from collector.enrich.cache import Bounded
 from collector.enrich.cgroups import CgroupResolver
 from collector.enrich.process import ProcessTable
+from collector.enrich.sshconf import SshConfigReader
 from probes.events import CgroupEvent, Event, ExecEvent, ExitEvent, ProcEvent
 
 MAX_BACKFILL = 64  # ancestors read from /proc for one unknown process
@@ -31,16 +32,18 @@ class LiveAnnotator:
         cgroups: CgroupResolver,
         proc: Path = Path("/proc"),
         known_cgroups_max: int = CGROUP_IDS_MAX,
+        ssh_config: SshConfigReader | None = None,
     ) -> None:
         self._processes = processes
         self._cgroups = cgroups
         self._proc = proc
         self._known_cgroups: Bounded[int, None] = Bounded(known_cgroups_max)
+        self.ssh_config = ssh_config or SshConfigReader(str(proc))  # .skipped: config files not read, by reason
 
     def __call__(self, event: Event) -> list[Event]:
         out: list[Event] = []
         if isinstance(event, ExecEvent):
-            event = dataclasses.replace(event, exe=procfs.exe(event.tgid, self._proc))
+            event = self.ssh_config(dataclasses.replace(event, exe=procfs.exe(event.tgid, self._proc)))
             self._backfill(event.ppid, out)
         elif not isinstance(event, ExitEvent | CgroupEvent | ProcEvent):
             self._backfill(event.tgid, out)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgpack
 import pytest
 
@@ -12,6 +14,11 @@ from tests.factories import cgroup_event, connect_event, exec_event, exit_event,
 
 EVENTS = [
     exec_event(["ssh", "-R", "8080:l:80", "h"], exe="/usr/bin/ssh"),
+    dataclasses.replace(
+        exec_event(["ssh", "h"], exe="/usr/bin/ssh"),
+        ssh_config=("RemoteForward 8 l:8", "Tunnel yes"),
+        ssh_config_from=("/root/.ssh/config:3", "/etc/ssh/ssh_config.d/x.conf:1"),
+    ),
     exit_event(5),
     connect_event(ret=-111),
     payload_event(b'{"id":1}\n\xff'),
@@ -38,6 +45,8 @@ def test_roundtrip_through_msgpack(event: object) -> None:
         ["exit", "x", 1, 1, 1, 1, 1, "c"],
         ["exit", True, 1, 1, 1, 1, 1, "c"],
         ["exec", 1, 1, 1, 1, 1, 1, "c", "f", [1, 2], 0, None],
+        ["exec", 1, 1, 1, 1, 1, 1, "c", "f", ["a"], 0, None, ["RemoteForward 1 l:1", 2]],
+        ["exec", 1, 1, 1, 1, 1, 1, "c", "f", ["a"], 0, None, [], "not a list"],
         ["payload", 1, 1, 1, 1, 1, 1, "c", 5, "ipv4", "1.2.3.4", 3333, "write", 3, "not bytes"],
         ["payload", 1, 1, 1, 1, 1, 1, "c", 5, "ipv4", "1.2.3.4", 3333, "write", 3, b"x", "tcp", "1.1.1.1", "80"],
         ["payload", 1, 1, 1, 1, 1, 1, "c", 5, "ipv4", "1.2.3.4", 3333, "write", 3, b"x", None, None, None, 0],
@@ -56,3 +65,5 @@ def test_an_event_recorded_before_the_local_end_fields_still_reads() -> None:
     event = from_wire(old)
     assert isinstance(event, PayloadEvent) and event.data == b"abc" and event.sport is None
     assert from_wire(["connect", 1, 2, 3, 4, 5, 6, "c", 5, "ipv4", "1.2.3.4", 3333, -111]).proto is None  # type: ignore[attr-defined]
+    exec_ = from_wire(["exec", 1, 2, 3, 4, 5, 6, "c", "/usr/bin/ssh", ["ssh", "h"], 0, "/usr/bin/ssh"])
+    assert exec_.ssh_config == () and exec_.ssh_config_from == ()  # type: ignore[attr-defined]

@@ -103,3 +103,8 @@ def is_ssh_client(exe: str | None, args: Sequence[str]) -> bool:
         if client is not None and client.speaks_ssh:
             return True
     return False
+
+
+def config_lines(event: ExecEvent) -> tuple[tuple[str, str], ...]:
+    """The ssh_config lines recorded with the exec (collector.enrich.sshconf), each with its "FILE:LINE"."""
+    return tuple(zip(event.ssh_config, event.ssh_config_from, strict=False))

@@ -44,17 +44,25 @@ class Request:
     argv: str  # as written in argv: "-R 8080:l:80", "-oRemoteForward=8 l:8", "-fNR 1:l:1"
     spec: str  # the value as the client reads it
     kind: str
+    origin: str = ""  # "FILE:LINE" for a line from an ssh_config file; "" for argv
 
 
-def requests(client: Client, argv: Sequence[str]) -> list[Request]:
-    """Everything ``argv`` (from argv[0] on) asks ``client`` to open, in argv order."""
+Config = Sequence[tuple[str, str]]  # ssh_config lines the client will apply, each with its "FILE:LINE"
+
+
+def requests(client: Client, argv: Sequence[str], config: Config = ()) -> list[Request]:
+    """Everything ``argv`` (from argv[0] on), then ``config``, asks ``client`` to open, in that order.
+
+    ``config`` is read only by clients that read ssh_config (OpenSSH's -o): after argv, as ssh applies
+    the command line before its files, so argv wins where the first value wins.
+    """
     if client.runs is not None:
-        return _autossh(client, argv)
+        return _autossh(client, argv, config)
     if client.style == "words":
         return _words(client, argv)
     if client.style == "argparse":
         return _sshuttle(client, argv)
-    return _getopt_requests(client, argv)
+    return _getopt_requests(client, argv, config)
 
 
 def _getopt(client: Client, argv: Sequence[str]) -> tuple[list[tuple[str, str, str]], str | None] | None:
@@ -105,9 +113,10 @@ class _State:
     tun_on: bool | None = None  # the first of -w / Tunnel wins
     clear: bool | None = None  # the first ClearAllForwardings wins
     stdio: bool = False
+    origin: str = ""  # where the options being read now come from ("" for argv)
 
     def add(self, spelling: str, spec: str, kind: str) -> None:
-        self.found.append(Request(spelling, spec, kind))
+        self.found.append(Request(spelling, spec, kind, self.origin))
 
     def option(self, meaning: str, value: str, spelling: str) -> None:
         _OPTIONS[meaning](self, value, spelling)
@@ -235,7 +244,7 @@ def _cfg_local(state: _State, rest: str, spelling: str) -> None:
 def _cfg_dynamic(state: _State, rest: str, spelling: str) -> None:
     words = _words_of(rest, 1)
     _dynamic(state, words[0], spelling)
-    state.found[-1] = Request(spelling, rest, state.found[-1].kind)
+    state.found[-1] = Request(spelling, rest, state.found[-1].kind, state.origin)
 
 
 def _cfg_tunnel(state: _State, rest: str, spelling: str) -> None:
@@ -303,7 +312,7 @@ def _reads_ssh_config(client: Client) -> bool:
     return client.options.get("o") == "config"
 
 
-def _getopt_requests(client: Client, argv: Sequence[str]) -> list[Request]:
+def _getopt_requests(client: Client, argv: Sequence[str], config: Config) -> list[Request]:
     walked = _getopt(client, argv)
     if walked is None:
         return []
@@ -314,6 +323,14 @@ def _getopt_requests(client: Client, argv: Sequence[str]) -> list[Request]:
             state.option(client.options[letter], value, spelling)
     except Refused:
         return []
+    if _reads_ssh_config(client):
+        for line, origin in config:
+            state.origin = origin
+            try:
+                state.option("config", line, line)
+            except Refused:
+                continue  # ssh would exit on this line; taking the others is the safer reading
+        state.origin = ""
     if client.multihop and host and "," in host:
         state.add(host, host, JUMP)  # dbclient user@a/22,user@b: through a, then to b
     return state.resolve()
@@ -390,7 +407,7 @@ def _strtoul(text: str) -> int | None:
         return None
 
 
-def _autossh(client: Client, argv: Sequence[str]) -> list[Request]:
+def _autossh(client: Client, argv: Sequence[str], config: Config) -> list[Request]:
     """autossh: its monitor forwards, then the ssh argv it rebuilds (first "--", -M, -f dropped) read as ssh would."""
     assert client.runs is not None
     walked = _getopt(client, argv)
@@ -414,7 +431,7 @@ def _autossh(client: Client, argv: Sequence[str]) -> list[Request]:
         elif word := _strip_f(arg, optstring):
             child.append(word)
         i += 1
-    return monitor + requests(CLIENTS[client.runs], child)
+    return monitor + requests(CLIENTS[client.runs], child, config)
 
 
 def _long(client: Client, name: str) -> str:
@@ -490,8 +507,11 @@ MAX_QUOTED = 32  # forwards quoted in one alert's evidence; forwards_total says 
 
 
 def quoted(found: Sequence[Request]) -> list[dict[str, str]]:
-    """Evidence entries for the first MAX_QUOTED requests: {argv, spec, kind}."""
-    return [{"argv": r.argv, "spec": r.spec, "kind": r.kind} for r in found[:MAX_QUOTED]]
+    """Evidence entries for the first MAX_QUOTED requests: {argv, spec, kind}, and "from" FILE:LINE for config lines."""
+    return [
+        {"argv": r.argv, "spec": r.spec, "kind": r.kind, **({"from": r.origin} if r.origin else {})}
+        for r in found[:MAX_QUOTED]
+    ]
 
 
 def first_proxy_command(found: Sequence[Request]) -> str | None:

@@ -1,85 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""ssh_config(5) lines as OpenSSH reads them (readconf.c, misc.c): keyword, words, forward specs. Pure, linear."""
+"""ssh_config(5) values as OpenSSH reads them (readconf.c, misc.c): forward specs, tun ids, flags. Pure, linear."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-WHITESPACE = " \t\r\n"  # misc.h WHITESPACE
-QUOTE = '"'
-_DELIMITERS = frozenset(WHITESPACE + QUOTE + "=")
+from collector.enrich.ssh_client import WHITESPACE, Refused, argv_split, keyword
 
-
-class Refused(Exception):
-    """ssh rejects this line or spec and exits (255) before it connects: nothing is opened."""
-
-
-def _strdelim(s: str) -> tuple[str | None, str | None]:
-    """misc.c strdelim(): the next token and the rest; splits on whitespace or one '=', honours "quotes"."""
-    at = next((i for i, c in enumerate(s) if c in _DELIMITERS), -1)
-    if at < 0:
-        return s, None
-    if s[at] == QUOTE:
-        close = s.find(QUOTE, at + 1)
-        if close < 0:
-            return None, None  # no matching quote
-        return s[:at] + s[at + 1 : close], s[close + 1 :].lstrip(WHITESPACE)
-    rest = s[at + 1 :].lstrip(WHITESPACE)
-    if s[at] != "=" and rest.startswith("="):
-        rest = rest[1:].lstrip(WHITESPACE)  # "Key = value": one '=' amid the whitespace
-    return s[:at], rest
-
-
-def keyword(line: str) -> tuple[str, str] | None:
-    """(keyword in lower case, the rest as written) as process_config_line_depth() splits ``-o line``.
-
-    None for a line ssh skips (empty, a comment). Raises Refused for a keyword without a value.
-    """
-    line = line.rstrip(WHITESPACE + "\f")
-    if not line:
-        return None
-    key, rest = _strdelim(line)
-    if key == "" and rest is not None:
-        key, rest = _strdelim(rest)  # leading whitespace (or '=') before the keyword
-    if not key or key[0] in "\n#":
-        return None
-    rest = rest.lstrip(WHITESPACE) if rest is not None else ""
-    if not rest:
-        raise Refused(f"no argument after keyword {key.lower()!r}")
-    return key.lower(), rest
-
-
-def argv_split(s: str) -> list[str]:
-    """misc.c argv_split(s, terminate_on_comment=1): words split on blanks, quotes and backslashes honoured."""
-    words: list[str] = []
-    i, n = 0, len(s)
-    while i < n:
-        if s[i] in " \t":
-            i += 1
-            continue
-        if s[i] == "#":
-            break
-        word: list[str] = []
-        quote = ""
-        while i < n:
-            c = s[i]
-            if c == "\\" and i + 1 < n and (s[i + 1] in "'\"\\" or (not quote and s[i + 1] == " ")):
-                i += 1
-                word.append(s[i])
-            elif not quote and c in " \t":
-                break
-            elif not quote and c in "\"'":
-                quote = c
-            elif quote and c == quote:
-                quote = ""
-            else:
-                word.append(c)
-            i += 1
-        if quote:
-            raise Refused("invalid quotes")
-        words.append("".join(word))
-    return words
+# The lexer is shared with the config-file reader, which lies below detect/ in the layers.
+__all__ = ["FLAG", "TUNNEL_MODES", "WHITESPACE", "Field", "Refused", "argv_split", "fields", "forward_ok", "keyword"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collector.detect import Finding, Rule, Severity, State
-from collector.detect.tunnel.ssh import client_argv
+from collector.detect.tunnel.ssh import client_argv, config_lines
 from collector.detect.tunnel.ssh_argv import (
     DYNAMIC,
     JUMP,
@@ -60,10 +60,15 @@ RULE = Rule(
         "(which -W sets) and Tunnel=no given first raise nothing. ProxyCommand (plink -proxycmd, dbclient -J) "
         "is evidence only: a tunnelling tool it runs is an exec of its own, judged by that tool's rule. "
         "Known false positives: developers' port forwards and bastion jumps; -o TunnelDevice without Tunnel "
-        "opens a tun only if a config file sets Tunnel, and is reported as if it does. Bypasses: the same "
-        "directives in ~/.ssh/config, /etc/ssh/ssh_config or a -F file, autossh's AUTOSSH_* environment and "
-        "sshuttle's @FILE arguments (none is read yet); a client copied under another name; SSH libraries; "
-        "forwards past the first 4 KiB of argv or added later through a ControlMaster socket."
+        "opens a tun only if a config file sets Tunnel, and is reported as if it does. The same directives "
+        "from ssh config files count too: read at exec from the client's own root (-F FILE, else "
+        "~/.ssh/config of its uid's home and /etc/ssh/ssh_config, with Include, Host and Match host blocks "
+        "for the destination; argv first, first value wins, forwards accumulate), each forward's evidence "
+        "naming its file and line; Match criteria other than host/originalhost/all are taken to hold. "
+        "Bypasses: autossh's AUTOSSH_* environment and sshuttle's @FILE arguments (not read yet); a config "
+        "file over 256 KiB, past 64 files or 16 Include levels, changed between exec and its reading, or a "
+        "client gone before it is read; a client copied under another name; SSH libraries; forwards past "
+        "the first 4 KiB of argv or added later through a ControlMaster socket."
     ),
     tags=("maturity_stable", "host", "container", "process", "mitre_command_and_control", "T1572"),
     consumes=frozenset({Kind.EXEC}),
@@ -80,7 +85,7 @@ class SshForwardDetector:
         if found is None:
             return []
         client, argv = found
-        asked = requests(client, argv)
+        asked = requests(client, argv, config_lines(event))
         forwards = [r for r in asked if r.kind in SEVERITY]
         if not forwards:
             return []

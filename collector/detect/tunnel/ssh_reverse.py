@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collector.detect import Finding, Rule, Severity, State
-from collector.detect.tunnel.ssh import client_argv
+from collector.detect.tunnel.ssh import client_argv, config_lines
 from collector.detect.tunnel.ssh_argv import (
     MAX_QUOTED,
     PERMIT_REMOTE_OPEN,
@@ -29,11 +29,16 @@ RULE = Rule(
         "parsed the way each client parses it (OpenSSH's getopt and its re-parse after the host, autossh's "
         "rebuilt ssh argv, dropbear's and PuTTY's own loops), so '-p 22R', a -R inside the remote command, "
         "a command line the client rejects (bad spec, -G, -V, -O exit/cancel) and forwards cleared by "
-        "ClearAllForwardings (set by -W and by scp/sftp) do not match. sshd is not a client: its re-exec flag "
-        "-R is ignored. Evidence adds PermitRemoteOpen and the first ProxyCommand as written. Known false "
-        "positives: sanctioned reverse tunnels (support access, CI runners), autossh -M monitoring loops. "
-        "Bypasses: RemoteForward in ~/.ssh/config, /etc/ssh/ssh_config or a -F file, and autossh's "
-        "AUTOSSH_PORT from the environment (neither is read yet); an ssh binary copied under another name; "
+        "ClearAllForwardings (set by -W and by scp/sftp) do not match. RemoteForward from ssh config files "
+        "counts too: read at exec from the client's own root (-F FILE, else ~/.ssh/config of its uid's home "
+        "and /etc/ssh/ssh_config, with Include, Host and Match host blocks for the destination; argv first, "
+        "forwards accumulate), each forward's evidence naming its file and line. sshd is not a client: its "
+        "re-exec flag -R is ignored. Evidence adds PermitRemoteOpen and the first ProxyCommand as written. "
+        "Known false positives: sanctioned reverse tunnels (support access, CI runners), autossh -M "
+        "monitoring loops, a RemoteForward in a Match block whose other criteria (user, exec, localnetwork) "
+        "are taken to hold. Bypasses: autossh's AUTOSSH_PORT from the environment (not read yet); a config "
+        "file over 256 KiB, past 64 files or 16 Include levels, or changed between exec and its reading, or "
+        "a client gone before it is read; an ssh binary copied under another name; "
         "SSH libraries (paramiko, golang.org/x/crypto) and other tunnel tools; a forward past the first 4 KiB "
         "of argv; forwards added later through a ControlMaster socket or the ~C escape."
     ),
@@ -54,7 +59,7 @@ class SshReverseDetector:
         if found is None:
             return []
         client, argv = found
-        asked = requests(client, argv)
+        asked = requests(client, argv, config_lines(event))
         forwards = [r for r in asked if r.kind in _REVERSE]
         if not forwards:
             return []

@@ -71,3 +71,19 @@ def test_vanished_process_is_not_invented(tmp_path: Path) -> None:
     annotate, _table, _ = _setup(tmp_path)
     event = payload_event(b"x", pid=999, ppid=998, cgroup_id=0)
     assert annotate(event) == [event]
+
+
+def test_ssh_exec_carries_its_config_lines(tmp_path: Path) -> None:
+    """An ssh exec is given the config lines it will apply, read from its own root; other execs are not."""
+    annotate, _table, _ = _setup(tmp_path)
+    root = tmp_path / "rootfs"
+    (root / "etc" / "ssh").mkdir(parents=True)
+    (root / "etc" / "passwd").write_text("u:x:1000:1000::/home/u:/bin/sh\n")
+    (root / "etc" / "ssh" / "ssh_config").write_text("Host *\n  RemoteForward 9 h:9\n")
+    _proc(tmp_path / "proc", 30, 10, comm="ssh", args=["ssh", "box"], exe="/usr/bin/ssh", cgroup="/")
+    os.symlink(root, tmp_path / "proc" / "30" / "root")
+    (ssh,) = [e for e in annotate(exec_event(["ssh", "box"], pid=30, ppid=10, cgroup_id=0)) if isinstance(e, ExecEvent)]
+    assert ssh.ssh_config == ("RemoteForward 9 h:9",) and ssh.ssh_config_from == ("/etc/ssh/ssh_config:2",)
+    assert annotate.ssh_config.skipped == {"missing": 1}  # /home/u/.ssh/config
+    (miner,) = [e for e in annotate(exec_event(["./miner"], pid=20, ppid=10, cgroup_id=0)) if isinstance(e, ExecEvent)]
+    assert miner.ssh_config == ()
