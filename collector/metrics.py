@@ -21,6 +21,8 @@ class Metrics:
         self.kernel_lost: Callable[[], Mapping[str, int]] = dict  # ring-buffer records lost, by kind
         self.gauges: dict[str, Callable[[], float]] = {}
         self.counters: dict[str, tuple[str, Callable[[], float]]] = {}  # name -> (help, read), kept elsewhere
+        # Labelled counters kept elsewhere: name -> (help, label, read), e.g. ssh config files skipped by reason.
+        self.families: dict[str, tuple[str, str, Callable[[], Mapping[str, float]]]] = {}
 
     def render(self) -> str:
         out: list[str] = []
@@ -46,6 +48,8 @@ class Metrics:
             "result",
             self.socket_lookups,
         )
+        for name, (help_, label, read_family) in sorted(self.families.items()):
+            family(name, "counter", help_, label, read_family())
         for name, (help_, read_counter) in sorted(self.counters.items()):
             out.append(f"# HELP {PREFIX}_{name} {help_}")
             out.append(f"# TYPE {PREFIX}_{name} counter")

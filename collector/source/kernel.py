@@ -147,6 +147,11 @@ class KernelSource:
         self.probes.start(deliver)
         cgroups = self._cgroups or CgroupResolver(find_cgroup2_mount())
         annotator = LiveAnnotator(processes, cgroups, self._proc)
+        self._metrics.families["ssh_config_skipped_total"] = (
+            "ssh config files (or lines) an SSH client's exec could not have read for it, by reason.",
+            "reason",
+            lambda: {reason.replace(" ", "_"): n for reason, n in annotator.ssh_config.skipped.items()},
+        )
         proc = self._proc
 
         def local_end(tgid: int, fd: int, daddr: str, dport: int) -> sockets.LocalEnd | sockets.Lookup:

@@ -178,3 +178,21 @@ def test_start_before_open_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="before open"):
         asyncio.run(go())
+
+
+def test_ssh_config_files_skipped_are_exported_by_reason(tmp_path: Path) -> None:
+    """Once the source runs, the live annotator's unread ssh config files are on /metrics by reason."""
+    agent, _sink = _agent(tmp_path, FakeProbes([[exit_record(10)]]))
+    seen: list[str] = []
+
+    def check() -> bool:
+        live = agent.pipeline.annotate
+        if live is None:
+            return False
+        live.ssh_config.skipped["too large"] += 1  # type: ignore[attr-defined]  # as sshconf.py counts it
+        seen.append(agent.metrics.render())
+        return True
+
+    _run_until(agent, check)
+    assert 'coalmine_ssh_config_skipped_total{reason="too_large"} 1' in seen[-1]
+    assert "# TYPE coalmine_ssh_config_skipped_total counter" in seen[-1]
