@@ -46,31 +46,10 @@ time.sleep(1.0)
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("e2e")
-
-
-@pytest.fixture(scope="module")
-def agent(workdir: Path) -> Iterator[Agent]:
-    running = Agent(workdir)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def pool() -> Iterator[FakePool]:
     p = FakePool()
     yield p
     p.close()
-
-
-@pytest.fixture(scope="module")
-def sshd(workdir: Path) -> Iterator[Sshd]:
-    d = workdir / "sshd"
-    d.mkdir()
-    server = Sshd(d)
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

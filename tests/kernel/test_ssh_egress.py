@@ -39,27 +39,6 @@ client.close()
 """
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ssh_egress")
-
-
-@pytest.fixture(scope="module")
-def agent(workdir: Path) -> Iterator[Agent]:
-    running = Agent(workdir)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def sshd(workdir: Path) -> Iterator[Sshd]:
-    d = workdir / "sshd"
-    d.mkdir()
-    server = Sshd(d)
-    yield server
-    server.close()
-
-
 def _netns_sshd(workdir: Path, name: str) -> NetnsSshd:
     d = workdir / f"netns-{name}"
     d.mkdir()

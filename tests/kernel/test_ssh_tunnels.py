@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +17,6 @@ import pytest
 from tests.kernel.e2e import Agent, Sshd, free_port, wait_port
 
 pytestmark = pytest.mark.kernel
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("ssh_tunnels")
-
-
-@pytest.fixture(scope="module")
-def agent(workdir: Path) -> Iterator[Agent]:
-    running = Agent(workdir)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def sshd(workdir: Path) -> Iterator[Sshd]:
-    d = workdir / "sshd"
-    d.mkdir()
-    server = Sshd(d)
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

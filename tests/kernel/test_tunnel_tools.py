@@ -12,7 +12,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,18 +74,6 @@ class UnderSh:
         self.sh.wait(timeout=10)
         if self.sh.stdout:
             self.sh.stdout.close()
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("tunnel_tools")
-
-
-@pytest.fixture(scope="module")
-def agent(workdir: Path) -> Iterator[Agent]:
-    running = Agent(workdir)
-    yield running
-    running.stop()
 
 
 def _alert(agent: Agent, pid: int, timeout: float = 5.0) -> dict[str, Any]:
