@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from collector.detect.tunnel.ssh import CLIENTS, Client
+from collector.detect.tunnel.ssh import CLIENTS, Client, client_argv, config_lines
 from collector.detect.tunnel.ssh_config import (
     FLAG,
     TUNNEL_MODES,
@@ -23,6 +23,7 @@ from collector.detect.tunnel.ssh_config import (
     keyword,
     tun_device,
 )
+from probes.events import ExecEvent
 
 # Request kinds.
 REMOTE = "remote"  # -R / RemoteForward with a target: a listener on the far side into this node
@@ -48,6 +49,15 @@ class Request:
 
 
 Config = Sequence[tuple[str, str]]  # ssh_config lines the client will apply, each with its "FILE:LINE"
+
+
+def exec_requests(event: ExecEvent) -> tuple[Client, list[Request]] | None:
+    """The SSH client an exec runs and everything its argv, then its recorded config lines, ask it to open."""
+    found = client_argv(event)
+    if found is None:
+        return None
+    client, argv = found
+    return client, requests(client, argv, config_lines(event))
 
 
 def requests(client: Client, argv: Sequence[str], config: Config = ()) -> list[Request]:

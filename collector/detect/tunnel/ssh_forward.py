@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collector.detect import Finding, Rule, Severity, State
-from collector.detect.tunnel.ssh import client_argv, config_lines
 from collector.detect.tunnel.ssh_argv import (
     DYNAMIC,
     JUMP,
@@ -13,9 +12,9 @@ from collector.detect.tunnel.ssh_argv import (
     STDIO,
     TUN,
     VPN,
+    exec_requests,
     first_proxy_command,
     quoted,
-    requests,
 )
 from probes.events import Event, ExecEvent, Kind
 
@@ -81,11 +80,10 @@ class SshForwardDetector:
     def detect(self, event: Event, state: State) -> list[Finding]:
         if not isinstance(event, ExecEvent):
             return []
-        found = client_argv(event)
+        found = exec_requests(event)
         if found is None:
             return []
-        client, argv = found
-        asked = requests(client, argv, config_lines(event))
+        client, asked = found
         forwards = [r for r in asked if r.kind in SEVERITY]
         if not forwards:
             return []

@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 from collector.detect import Finding, Rule, Severity, State
-from collector.detect.tunnel.ssh import client_argv, config_lines
 from collector.detect.tunnel.ssh_argv import (
     MAX_QUOTED,
     PERMIT_REMOTE_OPEN,
     REMOTE,
     REMOTE_DYNAMIC,
+    exec_requests,
     first_proxy_command,
     quoted,
-    requests,
 )
 from probes.events import Event, ExecEvent, Kind
 
@@ -55,11 +54,10 @@ class SshReverseDetector:
     def detect(self, event: Event, state: State) -> list[Finding]:
         if not isinstance(event, ExecEvent):
             return []
-        found = client_argv(event)
+        found = exec_requests(event)
         if found is None:
             return []
-        client, argv = found
-        asked = requests(client, argv, config_lines(event))
+        client, asked = found
         forwards = [r for r in asked if r.kind in _REVERSE]
         if not forwards:
             return []
