@@ -149,6 +149,40 @@ class FakePool:
         self.sock.close()
 
 
+def sshd_files(workdir: Path, port: int, *, log_level: str) -> Path:
+    """Throwaway host and client keys, authorized_keys and an sshd_config for 127.0.0.1:``port``, in
+    ``workdir``; returns the config. The client key is ``workdir / "client_key"``."""
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / name)], check=True)
+    (workdir / "authorized_keys").write_text((workdir / "client_key.pub").read_text())
+    config = workdir / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {workdir / 'host_key'}\nPidFile none\n"
+        f"AuthorizedKeysFile {workdir / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+        f"AllowTcpForwarding yes\nLogLevel {log_level}\n"
+    )
+    return config
+
+
+def ssh_client_argv(key: Path, port: int, *extra: str) -> list[str]:
+    """Debian's ssh with ``key``, to 127.0.0.1-style hosts on ``port``, asking nothing and checking no host key."""
+    return [
+        "ssh",
+        "-i",
+        str(key),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-p",
+        str(port),
+        *extra,
+    ]
+
+
 class Sshd:
     """Debian's sshd on 127.0.0.1 with throwaway host and client keys."""
 
@@ -156,35 +190,13 @@ class Sshd:
         self.dir = workdir
         self.port = free_port()
         self.key = workdir / "client_key"
-        for name in ("host_key", "client_key"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / name)], check=True)
-        (workdir / "authorized_keys").write_text((workdir / "client_key.pub").read_text())
-        config = workdir / "sshd_config"
-        config.write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {workdir / 'host_key'}\nPidFile none\n"
-            f"AuthorizedKeysFile {workdir / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-            "AllowTcpForwarding yes\nLogLevel ERROR\n"
-        )
+        config = sshd_files(workdir, self.port, log_level="ERROR")
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
         wait_port(self.port)
 
     def client_argv(self, *extra: str) -> list[str]:
-        return [
-            "ssh",
-            "-i",
-            str(self.key),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-p",
-            str(self.port),
-            *extra,
-        ]
+        return ssh_client_argv(self.key, self.port, *extra)
 
     def close(self) -> None:
         self.proc.terminate()
@@ -252,16 +264,7 @@ class NetnsSshd:
         self.dir = workdir
         self.netns = f"coalmine-{name}-{os.getpid()}"
         self.key = workdir / "client_key"
-        for key in ("host_key", "client_key"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / key)], check=True)
-        (workdir / "authorized_keys").write_text((workdir / "client_key.pub").read_text())
-        config = workdir / "sshd_config"
-        config.write_text(
-            f"Port 22\nListenAddress 127.0.0.1\nHostKey {workdir / 'host_key'}\nPidFile none\n"
-            f"AuthorizedKeysFile {workdir / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
-            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
-            "LogLevel INFO\n"
-        )
+        config = sshd_files(workdir, 22, log_level="INFO")  # INFO: _wait_listening() reads "Server listening"
         self.log_path = workdir / "sshd.log"
         self._log = self.log_path.open("w")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -288,20 +291,7 @@ class NetnsSshd:
 
     def client_argv(self, *extra: str) -> list[str]:
         """The ssh client inside the namespace, to this sshd on port 22."""
-        return self.inside(
-            "ssh",
-            "-i",
-            str(self.key),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-p",
-            "22",
-            *extra,
-        )
+        return self.inside(*ssh_client_argv(self.key, self.port, *extra))
 
     def close(self) -> None:
         if self.proc is not None:
