@@ -102,6 +102,16 @@ class Agent:
                 return None
             time.sleep(0.005)
 
+    def replayed(self) -> list[dict[str, Any]]:
+        """The alerts `coalmine replay` raises from this agent's recording (stop the agent first)."""
+        out = self.dir / "replayed.jsonl"
+        subprocess.run(
+            [sys.executable, "-m", "collector", "replay", str(self.record_path), "--sink", f"jsonl:{out}"],
+            check=True,
+            capture_output=True,
+        )
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
