@@ -168,6 +168,14 @@ TASK_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("TCP_WRITE_SEQ_OFF", "tcp_sock", "write_seq"),
     ("SOCK_DPORT_OFF", "sock_common", "skc_dport"),  # struct sock begins with its sock_common
     ("SOCK_STATE_OFF", "sock_common", "skc_state"),
+    # A socket's two ends, for the record of one on stdio (sock.bpf.h sock_ends()). skc_v6_* exist with
+    # CONFIG_IPV6, which every distribution kernel has.
+    ("SOCK_FAMILY_OFF", "sock_common", "skc_family"),
+    ("SOCK_DADDR_OFF", "sock_common", "skc_daddr"),
+    ("SOCK_RCV_SADDR_OFF", "sock_common", "skc_rcv_saddr"),
+    ("SOCK_NUM_OFF", "sock_common", "skc_num"),
+    ("SOCK_V6_DADDR_OFF", "sock_common", "skc_v6_daddr"),
+    ("SOCK_V6_RCV_SADDR_OFF", "sock_common", "skc_v6_rcv_saddr"),
 )
 
 

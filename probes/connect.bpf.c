@@ -257,13 +257,44 @@ static __always_inline int dup_source(u32 oldfd, struct tracked_sock *copy)
 	return 1;
 }
 
+/*
+ * An IPv4/IPv6 socket landing on fd 0, 1 or 2 is reported whatever its
+ * state (the reverse-shell sensor, issue 13): bash's `>& /dev/tcp/h/p`,
+ * python's os.dup2(s.fileno(), 0), `nc -e` before its exec. dup2() and
+ * dup3() are seen at entry (`done` 0: the socket is still on oldfd, newfd
+ * holds what it held); dup() and fcntl(F_DUPFD) at exit, on the number they
+ * returned (`done` 1).
+ */
+static __always_inline void report_stdio(s32 oldfd, u32 newfd, u8 how, int done)
+{
+	void *sk = fd_sock(done ? newfd : (u32)oldfd);
+	u16 family = sock_inet_family(sk);
+	struct stdio_event *e;
+
+	if (!family || newfd >= STDIO_FDS)
+		return;
+	e = events.ringbuf_reserve(sizeof(*e));
+	if (!e) {
+		drop(EVENT_STDIO);
+		return;
+	}
+	sock_ends(sk, family, e);
+	u8 fds = stdio_inet_fds();
+	if (!done)
+		fds |= 1 << newfd;
+	fill_stdio(e, newfd, oldfd, how, fds);
+	events.ringbuf_submit(e, submit_flags(sizeof(*e)));
+}
+
 /* dup2()/dup3(oldfd, newfd): newfd loses what it held, and gets oldfd's socket. */
-static __always_inline void dup_fd(u32 oldfd, u32 newfd)
+static __always_inline void dup_fd(u32 oldfd, u32 newfd, u8 how)
 {
 	struct tracked_sock copy = {};
 
 	if (oldfd == newfd) /* dup2(fd, fd) closes nothing; dup3(fd, fd) fails */
 		return;
+	if (newfd < STDIO_FDS)
+		report_stdio(oldfd, newfd, how, 0);
 	enter_close(newfd);
 	if (dup_source(oldfd, &copy))
 		track_key(sock_key(newfd), &copy);
@@ -282,26 +313,42 @@ static __always_inline void dup_fd(u32 oldfd, u32 newfd)
 struct dup_call {
 	struct tracked_sock copy;
 	u32 armed;
+	u8 track; /* track the copy (its source awaits a first payload) */
+	u8 stdio; /* the copy may land on 0..2 and its source is an IPv4/IPv6 socket: report_stdio() */
+	u8 how;   /* STDIO_DUP or STDIO_FCNTL */
+	s32 oldfd;
 };
 
 BPF_TASK_STORAGE(dup_calls, struct dup_call);
 BPF_ARRAY(dups_armed, u64, 1);
 
-static __always_inline void enter_dup_any(u32 oldfd)
+/* `lowest`: the lowest number the call may return (dup(): 0; fcntl(F_DUPFD, n): n). */
+static __always_inline void enter_dup_any(u32 oldfd, u64 lowest, u8 how)
 {
 	u32 zero = 0;
 	u64 *armed = dups_armed.lookup(&zero);
 	struct tracked_sock copy = {};
 	struct dup_call *call;
 
-	if (!armed || !dup_source(oldfd, &copy))
+	if (!armed)
+		return;
+	int track = dup_source(oldfd, &copy);
+	int stdio = lowest < STDIO_FDS && stdio_hole() && fd_is_inet(oldfd);
+	if (!track && !stdio)
 		return;
 	call = dup_calls.task_storage_get(bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!call) { /* no memory: this copy goes untracked (the original still is) */
-		count_not_tracked();
+	if (!call) { /* no memory: this copy goes untracked (the original still is), or unreported */
+		if (track)
+			count_not_tracked();
+		else
+			drop(EVENT_STDIO);
 		return;
 	}
 	call->copy = copy;
+	call->track = track;
+	call->stdio = stdio;
+	call->how = how;
+	call->oldfd = oldfd;
 	if (!call->armed) {
 		call->armed = 1;
 		__sync_fetch_and_add(armed, 1);
@@ -321,13 +368,17 @@ static __always_inline void exit_dup_any(long ret)
 		return;
 	call->armed = 0;
 	__sync_fetch_and_add(armed, -1);
-	if (ret >= 0)
+	if (ret < 0)
+		return;
+	if (call->track)
 		track_key(sock_key(ret), &call->copy);
+	if (call->stdio && ret < STDIO_FDS)
+		report_stdio(call->oldfd, ret, call->how, 1);
 }
 
 int on_enter_dup(struct tracepoint__syscalls__sys_enter_dup *args)
 {
-	enter_dup_any(args->fildes);
+	enter_dup_any(args->fildes, 0, STDIO_DUP);
 	return 0;
 }
 
@@ -340,7 +391,7 @@ int on_exit_dup(struct tracepoint__syscalls__sys_exit_dup *args)
 int on_enter_fcntl(struct tracepoint__syscalls__sys_enter_fcntl *args)
 {
 	if (args->cmd == F_DUPFD || args->cmd == F_DUPFD_CLOEXEC)
-		enter_dup_any(args->fd);
+		enter_dup_any(args->fd, args->arg, STDIO_FCNTL);
 	return 0;
 }
 
@@ -353,14 +404,14 @@ int on_exit_fcntl(struct tracepoint__syscalls__sys_exit_fcntl *args)
 #ifdef HOOK_ON_ENTER_DUP2
 int on_enter_dup2(struct tracepoint__syscalls__sys_enter_dup2 *args)
 {
-	dup_fd(args->oldfd, args->newfd);
+	dup_fd(args->oldfd, args->newfd, STDIO_DUP2);
 	return 0;
 }
 #endif
 
 int on_enter_dup3(struct tracepoint__syscalls__sys_enter_dup3 *args)
 {
-	dup_fd(args->oldfd, args->newfd);
+	dup_fd(args->oldfd, args->newfd, STDIO_DUP3);
 	return 0;
 }
 

@@ -13,7 +13,16 @@ import struct
 from collections.abc import Callable
 
 from probes.errors import DecodeError
-from probes.events import ConnectEvent, Event, ExecEvent, ExitEvent, PayloadEvent
+from probes.events import (
+    ConnectEvent,
+    Event,
+    ExecEvent,
+    ExitEvent,
+    PayloadEvent,
+    SocketEvent,
+    StdioEvent,
+    TunEvent,
+)
 from probes.layout import (
     RECORDS,
     ConnectRecord,
@@ -22,11 +31,35 @@ from probes.layout import (
     ExecRecord,
     PayloadRecord,
     PayloadSyscall,
+    SocketRecord,
+    StdioHow,
+    StdioRecord,
+    TunRecord,
 )
 
 _HEADER = struct.Struct("<BBHIQIIIIQ16s")
 assert _HEADER.size == ct.sizeof(EventHeader)
-_AF_INET, _AF_INET6 = 2, 10
+_AF_INET, _AF_INET6, _AF_PACKET = 2, 10, 17
+_PROTOCOLS = {6: "tcp", 17: "udp"}
+# include/net/tcp_states.h, lower-cased
+_STATES = (
+    "",
+    "established",
+    "syn_sent",
+    "syn_recv",
+    "fin_wait1",
+    "fin_wait2",
+    "time_wait",
+    "close",
+    "close_wait",
+    "last_ack",
+    "listen",
+    "closing",
+    "new_syn_recv",
+    "bound_inactive",
+)
+_SOCK_TYPES = {1: "stream", 2: "dgram", 3: "raw", 5: "seqpacket"}
+_TUN_MODES = {1: "tun", 2: "tap"}  # include/uapi/linux/if_tun.h IFF_TUN, IFF_TAP
 
 
 def text(raw: bytes) -> str:
@@ -46,6 +79,10 @@ def address(family: int, raw: bytes) -> str:
         addr = ipaddress.IPv6Address(raw[:16])
         return str(addr.ipv4_mapped or addr)
     return raw.hex()
+
+
+def _name(names: dict[int, str], n: int) -> str:
+    return names.get(n, f"unknown:{n}")
 
 
 def _syscall_name(n: int) -> str:
@@ -121,11 +158,64 @@ def _payload(raw: bytes, flags: int) -> Event:
     )
 
 
+def _stdio(raw: bytes, flags: int) -> Event:
+    rec = _record(raw, StdioRecord)
+    assert isinstance(rec, StdioRecord)
+    try:
+        how = StdioHow(rec.how).name.lower()
+    except ValueError:
+        how = f"unknown:{rec.how}"
+    return StdioEvent(
+        **_common(raw),  # type: ignore[arg-type]
+        how=how,
+        fd=rec.fd,
+        oldfd=rec.oldfd,
+        fds="".join(str(i) for i in range(3) if rec.fds >> i & 1),
+        proto=_name(_PROTOCOLS, rec.proto),
+        state=_STATES[rec.state] if 0 < rec.state < len(_STATES) else f"unknown:{rec.state}",
+        family=family_name(rec.family),
+        daddr=address(rec.family, bytes(rec.daddr)),
+        dport=rec.dport,
+        saddr=address(rec.family, bytes(rec.saddr)),
+        sport=rec.sport,
+    )
+
+
+def _socket(raw: bytes, flags: int) -> Event:
+    rec = _record(raw, SocketRecord)
+    assert isinstance(rec, SocketRecord)
+    family = "packet" if rec.family == _AF_PACKET else family_name(rec.family)
+    return SocketEvent(
+        **_common(raw),  # type: ignore[arg-type]
+        fd=rec.ret if rec.ret >= 0 else -1,
+        family=family,
+        type=_name(_SOCK_TYPES, rec.type),
+        protocol=rec.protocol,
+        ret_raw=rec.ret,
+    )
+
+
+def _tun(raw: bytes, flags: int) -> Event:
+    rec = _record(raw, TunRecord)
+    assert isinstance(rec, TunRecord)
+    mode = _TUN_MODES.get(rec.ifr_flags & 0x3, "unknown")
+    return TunEvent(
+        **_common(raw),  # type: ignore[arg-type]
+        fd=rec.fd,
+        ifname=text(bytes(rec.ifname)),
+        mode=mode,
+        flags_raw=rec.ifr_flags,
+    )
+
+
 DECODERS: dict[EventKind, Callable[[bytes, int], Event]] = {
     EventKind.EXEC: _exec,
     EventKind.EXIT: _exit,
     EventKind.CONNECT: _connect,
     EventKind.PAYLOAD: _payload,
+    EventKind.STDIO: _stdio,
+    EventKind.SOCKET: _socket,
+    EventKind.TUN: _tun,
 }
 
 

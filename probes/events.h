@@ -16,6 +16,7 @@
 #define FILENAME_LEN 256
 #define ARGS_BUF 4096 /* argv kept per exec: ARGS_BUF - 1 bytes (a power of two, for the verifier) */
 #define PAYLOAD_MAX 256
+#define IFNAMSIZ 16
 
 /* Append only: a shipped value never changes meaning. */
 enum event_kind {
@@ -23,7 +24,10 @@ enum event_kind {
 	EVENT_EXIT = 2,
 	EVENT_CONNECT = 3,
 	EVENT_PAYLOAD = 4,
-	EVENT_KIND_MAX = 8, /* size of the lost-records counter array */
+	EVENT_STDIO = 5,
+	EVENT_SOCKET = 6,
+	EVENT_TUN = 7,
+	EVENT_KIND_MAX = 16, /* size of the lost-records counter array */
 };
 
 /* header.flags, per kind */
@@ -97,6 +101,54 @@ struct payload_event {
 	__u8 reserved;
 	__u8 daddr[16];
 	__u8 data[PAYLOAD_MAX];
+};
+
+/* How an IPv4/IPv6 socket came to be on fd 0, 1 or 2 (struct stdio_event). */
+enum stdio_how {
+	STDIO_DUP2 = 1,
+	STDIO_DUP3 = 2,
+	STDIO_DUP = 3,
+	STDIO_FCNTL = 4, /* F_DUPFD, F_DUPFD_CLOEXEC */
+	STDIO_EXEC = 5,  /* the new program of an exec has it there */
+};
+
+/*
+ * An IPv4/IPv6 socket on a process's fd 0, 1 or 2: the reverse-shell signal
+ * (issue 13). The socket's ends are read from its struct sock.
+ */
+struct stdio_event {
+	struct event_header hdr;
+	__s32 fd;    /* the stdio fd it is on (an exec: the lowest of them) */
+	__s32 oldfd; /* the fd copied; -1 for an exec or when the call does not say */
+	__u8 how;    /* enum stdio_how */
+	__u8 fds;    /* bit i set: fd i (0..2) holds an IPv4/IPv6 socket once the call is done */
+	__u8 proto;  /* sk_protocol: IPPROTO_TCP 6, IPPROTO_UDP 17, ... */
+	__u8 state;  /* sk_state: include/net/tcp_states.h (UDP: TCP_ESTABLISHED once connected, else TCP_CLOSE) */
+	__u16 family;
+	__u16 dport; /* host byte order */
+	__u16 sport; /* host byte order */
+	__u16 reserved;
+	__u32 reserved2;
+	__u8 daddr[16]; /* IPv4 in the first 4 bytes */
+	__u8 saddr[16];
+};
+
+/* socket(2) creating a raw socket, or an ICMP/ICMPv6 datagram ("ping") socket. */
+struct socket_event {
+	struct event_header hdr;
+	__s32 ret;     /* the new fd, or -errno */
+	__u32 family;  /* AF_* */
+	__u32 type;    /* SOCK_* without SOCK_NONBLOCK/SOCK_CLOEXEC */
+	__u32 protocol;
+};
+
+/* ioctl(fd, TUNSETIFF, &ifr): the process creates or attaches a TUN/TAP interface. */
+struct tun_event {
+	struct event_header hdr;
+	__s32 fd;
+	__u16 ifr_flags; /* IFF_TUN 0x1, IFF_TAP 0x2, IFF_NO_PI 0x1000, ... */
+	__u16 reserved;
+	char ifname[IFNAMSIZ]; /* as requested; empty lets the kernel pick */
 };
 
 #endif /* COALMINE_EVENTS_H */

@@ -25,6 +25,11 @@ class Kind(StrEnum):
     PAYLOAD = "payload"
     PROC = "proc"
     CGROUP = "cgroup"
+    STDIO = "stdio"
+    SOCKET = "socket"
+    TUN = "tun"
+    DNS = "dns"
+    RELAY = "relay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,102 @@ class CgroupEvent(Event):
     path: str
 
 
+@dataclass(frozen=True, slots=True)
+class StdioEvent(Event):
+    """An IPv4/IPv6 socket became a process's fd 0, 1 or 2: a dup2()/dup3()/dup()/fcntl(F_DUPFD) of it onto
+    one of them, or an exec whose new program has one there (the reverse-shell signal, issue 13 item 4)."""
+
+    KIND: ClassVar[Kind] = Kind.STDIO
+    how: str  # "dup2" | "dup3" | "dup" | "fcntl" | "exec"
+    fd: int  # the stdio fd that holds the socket now (for an exec: the lowest of them)
+    oldfd: int  # the fd copied; -1 for an exec
+    fds: str  # which of 0, 1, 2 hold an IPv4/IPv6 socket after the call, e.g. "012" or "0"
+    proto: str  # "tcp" | "udp" | "unknown:<n>"
+    state: str  # the socket's state, tcp_states.h names lower-cased: "established", "syn_sent", "listen", ...
+    family: str  # "ipv4" | "ipv6"
+    daddr: str  # the peer ("0.0.0.0" / "::" when not connected)
+    dport: int
+    saddr: str  # the socket's own address and port
+    sport: int
+    # Whether the socket's own port has a TCP listener in the process's network namespace (an accepted
+    # connection: inetd, socket activation), looked up live in /proc (collector.enrich.sockets) and recorded
+    # with the event, so a replay decides alike. None when not looked up (UDP, or the process is gone).
+    inbound: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SocketEvent(Event):
+    """A raw or ICMP socket was created (socket(2) with SOCK_RAW, or an ICMP/ICMPv6 datagram socket)."""
+
+    KIND: ClassVar[Kind] = Kind.SOCKET
+    fd: int  # the new fd, or -1 when socket() failed
+    family: str  # "ipv4" | "ipv6" | "packet" | "unknown:<n>"
+    type: str  # "raw" | "dgram" | "unknown:<n>"
+    protocol: int  # IPPROTO_* as passed (1 = ICMP, 58 = ICMPv6, 255 = raw IP; for packet sockets the ethertype)
+    ret_raw: int  # the fd, or -errno
+
+
+@dataclass(frozen=True, slots=True)
+class TunEvent(Event):
+    """ioctl(fd, TUNSETIFF) on /dev/net/tun: the process creates or attaches a TUN/TAP interface."""
+
+    KIND: ClassVar[Kind] = Kind.TUN
+    fd: int
+    ifname: str  # as requested ("" lets the kernel pick tunN/tapN)
+    mode: str  # "tun" | "tap" | "unknown"
+    flags_raw: int  # ifr_flags (IFF_TUN 0x1, IFF_TAP 0x2, IFF_NO_PI 0x1000, IFF_MULTI_QUEUE 0x100, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsEvent(Event):
+    """One DNS message a process sent to port 53 (a query) or received from it (an answer), raw."""
+
+    KIND: ClassVar[Kind] = Kind.DNS
+    fd: int
+    direction: str  # "query" | "answer"
+    proto: str  # "udp" | "tcp"
+    family: str  # "ipv4" | "ipv6"
+    server: str  # the name server's address (the query's destination, the answer's source)
+    port: int  # its port (53)
+    syscall: str  # the syscall that carried it: "sendto", "sendmsg", "sendmmsg", "write", "recvfrom", ...
+    len_raw: int  # bytes the syscall sent or received
+    data: bytes  # the DNS message's first bytes (at most probes.layout.DNS_MAX; TCP: after the 2-byte length)
+
+    @property
+    def truncated(self) -> bool:
+        return self.len_raw > len(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayEvent(Event):
+    """A shell's stdin and output are relayed to a network connection by another process (agent-made, from
+    /proc: collector.enrich.relay). The header is the shell's; the holder is the process with the connection."""
+
+    KIND: ClassVar[Kind] = Kind.RELAY
+    holder: int  # the process that holds the connection and the other end of the shell's stdio
+    holder_comm: str
+    link: str  # how the shell's stdio reaches it: "pipe", "fifo", "pty", "unix" (a socketpair)
+    fds: str  # which of the shell's 0, 1, 2 lead to a connection holder
+    fd: int  # the holder's socket
+    family: str
+    daddr: str
+    dport: int
+    via: int | None = None  # a sibling that passes the holder's output on to the shell's stdin (`cat fifo | sh`)
+
+
 EVENT_TYPES: dict[Kind, type[Event]] = {
-    cls.KIND: cls for cls in (ExecEvent, ExitEvent, ConnectEvent, PayloadEvent, ProcEvent, CgroupEvent)
+    cls.KIND: cls
+    for cls in (
+        ExecEvent,
+        ExitEvent,
+        ConnectEvent,
+        PayloadEvent,
+        ProcEvent,
+        CgroupEvent,
+        StdioEvent,
+        SocketEvent,
+        TunEvent,
+        DnsEvent,
+        RelayEvent,
+    )
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* exec sensor: one record per successful exec (filename + argv as the program got it), one per exit. */
 #include "ringbuf.bpf.h"
+#include "sock.bpf.h"
 #include "task.bpf.h"
 
 /* The ring buffer was full: count it (per-CPU slot, no atomics needed). */
@@ -118,12 +119,40 @@ static __always_inline void send_exit(void)
 	events.ringbuf_submit(e, submit_flags(sizeof(*e)));
 }
 
+/*
+ * A new program that starts with an IPv4/IPv6 socket on fd 0, 1 or 2 (`nc
+ * -e /bin/sh`, a reverse shell's exec, inetd's accepted connection): one
+ * stdio record after the exec record, for the lowest of them (the
+ * reverse-shell sensor, issue 13). Three fd lookups per exec.
+ */
+static __always_inline void send_exec_stdio(void)
+{
+	u8 fds = stdio_inet_fds();
+
+	if (!fds)
+		return;
+	u32 fd = fds & 1 ? 0 : fds & 2 ? 1 : 2;
+	void *sk = fd_sock(fd);
+	u16 family = sock_inet_family(sk);
+	if (!family)
+		return; /* closed meanwhile by another thread */
+	struct stdio_event *e = events.ringbuf_reserve(sizeof(*e));
+	if (!e) {
+		drop(EVENT_STDIO);
+		return;
+	}
+	sock_ends(sk, family, e);
+	fill_stdio(e, fd, -1, STDIO_EXEC, fds);
+	events.ringbuf_submit(e, submit_flags(sizeof(*e)));
+}
+
 int on_sched_exec(struct tracepoint__sched__sched_process_exec *args)
 {
 	struct argv_area argv;
 
 	argv_area(&argv);
 	send_exec_sized((void *)args + (args->data_loc_filename & 0xFFFF), &argv);
+	send_exec_stdio();
 	return 0;
 }
 

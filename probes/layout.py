@@ -10,6 +10,8 @@ COMM_LEN = 16
 FILENAME_LEN = 256
 ARGS_BUF = 4096
 PAYLOAD_MAX = 256
+IFNAMSIZ = 16
+DNS_MAX = 512  # a DNS message kept per record: the classic UDP limit (RFC 1035 4.2.1)
 
 
 class EventKind(IntEnum):
@@ -19,6 +21,9 @@ class EventKind(IntEnum):
     EXIT = 2
     CONNECT = 3
     PAYLOAD = 4
+    STDIO = 5
+    SOCKET = 6
+    TUN = 7
 
 
 class ExecFlags(IntFlag):
@@ -35,6 +40,14 @@ class PayloadSyscall(IntEnum):
     SENDTO = 2
     WRITEV = 3
     SENDMSG = 4
+
+
+class StdioHow(IntEnum):
+    DUP2 = 1
+    DUP3 = 2
+    DUP = 3
+    FCNTL = 4
+    EXEC = 5
 
 
 class EventHeader(ct.Structure):
@@ -94,10 +107,52 @@ class PayloadRecord(ct.Structure):
     )
 
 
+class StdioRecord(ct.Structure):
+    _fields_ = (
+        ("hdr", EventHeader),
+        ("fd", ct.c_int32),
+        ("oldfd", ct.c_int32),
+        ("how", ct.c_uint8),
+        ("fds", ct.c_uint8),
+        ("proto", ct.c_uint8),
+        ("state", ct.c_uint8),
+        ("family", ct.c_uint16),
+        ("dport", ct.c_uint16),
+        ("sport", ct.c_uint16),
+        ("reserved", ct.c_uint16),
+        ("reserved2", ct.c_uint32),
+        ("daddr", ct.c_uint8 * 16),
+        ("saddr", ct.c_uint8 * 16),
+    )
+
+
+class SocketRecord(ct.Structure):
+    _fields_ = (
+        ("hdr", EventHeader),
+        ("ret", ct.c_int32),
+        ("family", ct.c_uint32),
+        ("type", ct.c_uint32),
+        ("protocol", ct.c_uint32),
+    )
+
+
+class TunRecord(ct.Structure):
+    _fields_ = (
+        ("hdr", EventHeader),
+        ("fd", ct.c_int32),
+        ("ifr_flags", ct.c_uint16),
+        ("reserved", ct.c_uint16),
+        ("ifname", ct.c_char * IFNAMSIZ),
+    )
+
+
 # Records sent with a variable tail: the fixed part is everything before it.
 RECORDS: dict[EventKind, tuple[type[ct.Structure], int]] = {
     EventKind.EXEC: (ExecRecord, ExecRecord.args.offset),
     EventKind.EXIT: (ExitRecord, ct.sizeof(ExitRecord)),
     EventKind.CONNECT: (ConnectRecord, ct.sizeof(ConnectRecord)),
     EventKind.PAYLOAD: (PayloadRecord, PayloadRecord.data.offset),
+    EventKind.STDIO: (StdioRecord, ct.sizeof(StdioRecord)),
+    EventKind.SOCKET: (SocketRecord, ct.sizeof(SocketRecord)),
+    EventKind.TUN: (TunRecord, ct.sizeof(TunRecord)),
 }

@@ -27,7 +27,7 @@ SENSORS: tuple[Sensor, ...] = (
             ("sched:sched_process_exec", "on_sched_exec"),  # every successful execve/execveat, any path
             ("sched:sched_process_exit", "on_sched_exit"),
         ),
-        "process execs (filename, argv as the program got it) and exits",
+        "process execs (filename, argv as the program got it, a socket on its stdio) and exits",
     ),
     Sensor(
         "connect",
@@ -42,7 +42,7 @@ SENSORS: tuple[Sensor, ...] = (
             ("syscalls:sys_enter_fcntl", "on_enter_fcntl"),  # F_DUPFD, F_DUPFD_CLOEXEC
             ("syscalls:sys_exit_fcntl", "on_exit_fcntl"),
         ),
-        "IPv4/IPv6 connect() destination and result",
+        "IPv4/IPv6 connect() destination and result; a socket dup'ed onto stdio",
         optional=(
             ("syscalls:sys_enter_dup2", "on_enter_dup2"),  # not on arm64
             ("syscalls:sys_enter_close_range", "on_enter_close_range"),  # Linux 5.9
@@ -58,6 +58,16 @@ SENSORS: tuple[Sensor, ...] = (
             ("syscalls:sys_enter_sendmsg", "on_enter_sendmsg"),
         ),
         "the first bytes sent on each connected socket",
+    ),
+    Sensor(
+        "socket",
+        "socket.bpf.c",
+        (
+            ("syscalls:sys_enter_socket", "on_enter_socket"),  # raw and ICMP sockets (ICMP tunnels)
+            ("syscalls:sys_exit_socket", "on_exit_socket"),
+            ("syscalls:sys_enter_ioctl", "on_enter_ioctl"),  # TUNSETIFF (TUN/TAP interfaces)
+        ),
+        "raw and ICMP sockets as they are created, TUN/TAP interfaces",
     ),
 )
 

@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from collector.source.recording import Recorder
-from probes.events import CgroupEvent, ConnectEvent, Event, ExecEvent, ExitEvent, PayloadEvent, ProcEvent
+from probes.events import (
+    CgroupEvent,
+    ConnectEvent,
+    Event,
+    ExecEvent,
+    ExitEvent,
+    PayloadEvent,
+    ProcEvent,
+    StdioEvent,
+)
 
 COMMON: dict[str, Any] = {"ktime_ns": 1_000_000_000, "pid": 4242, "tgid": 4242, "ppid": 4000, "uid": 1000}
 
@@ -46,6 +55,31 @@ def payload_event(data: bytes, daddr: str = "203.0.113.7", dport: int = 3333, **
 
 def connect_event(daddr: str = "203.0.113.7", dport: int = 3333, ret: int = 0, **kw: Any) -> ConnectEvent:
     return ConnectEvent(**common(**kw), fd=5, family="ipv4", daddr=daddr, dport=dport, ret_raw=ret)
+
+
+def stdio_event(
+    fds: str,
+    *,
+    how: str = "dup2",
+    fd: int | None = None,
+    oldfd: int = 3,
+    daddr: str = "203.0.113.9",
+    dport: int = 4444,
+    **kw: Any,
+) -> StdioEvent:
+    """A socket onto stdio: by default TCP, connected, from 10.0.0.5:43210."""
+    sock = {"proto": "tcp", "state": "established", "family": "ipv4", "saddr": "10.0.0.5", "sport": 43210}
+    sock.update({k: kw.pop(k) for k in [*sock, "inbound"] if k in kw})
+    return StdioEvent(
+        **common(**kw),
+        how=how,
+        fd=int(fds[-1]) if fd is None else fd,
+        oldfd=-1 if how == "exec" else oldfd,
+        fds=fds,
+        daddr=daddr,
+        dport=dport,
+        **sock,
+    )
 
 
 def proc_event(pid: int, ppid: int, args: tuple[str, ...] = (), exe: str | None = None, **kw: Any) -> ProcEvent:

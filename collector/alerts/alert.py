@@ -11,7 +11,7 @@ from collector.alerts.clock import Clock
 from collector.detect import Finding
 from collector.enrich import cgroups
 from collector.enrich.process import Process, ProcessTable
-from probes.events import ConnectEvent, Event, PayloadEvent
+from probes.events import ConnectEvent, Event, PayloadEvent, RelayEvent, StdioEvent
 
 _ALERT_NS = uuid.UUID("5b0c8f4e-6c1e-4f0e-9a57-636f616c6d69")  # fixed: ids are reproducible
 
@@ -29,18 +29,19 @@ def _process_dict(proc: Process | None, event: Event, cgroup: str | None, contai
     }
 
 
+_ENDS = ("proto", "saddr", "sport", "daddr", "dport")
+
+
 def _network(event: Event) -> dict[str, Any] | None:
-    if not isinstance(event, ConnectEvent | PayloadEvent):
+    if isinstance(event, RelayEvent):  # the holder's connection: its own end is not looked up
+        ends: tuple[Any, ...] = (None, None, None, event.daddr, event.dport)
+    elif isinstance(event, StdioEvent | ConnectEvent | PayloadEvent):
+        # stdio: both ends from the kernel; connect and payload: the local end, when the live run found the
+        # socket still open
+        ends = (event.proto, event.saddr, event.sport, event.daddr, event.dport)
+    else:
         return None
-    return {
-        "proto": event.proto,  # the local end, when the live run found the socket still open
-        "saddr": event.saddr,
-        "sport": event.sport,
-        "daddr": event.daddr,
-        "dport": event.dport,
-        "sni": None,
-        "dns_name": None,
-    }
+    return {**dict(zip(_ENDS, ends, strict=True)), "sni": None, "dns_name": None}
 
 
 def build(
@@ -60,7 +61,11 @@ def build(
         path = cgroup_paths.get(p.cgroup_id)
         return (cgroups.container_id(path) if path else None) == container
 
-    lineage = processes.ancestors(event.tgid, inside=same_container if container else None)
+    inside = same_container if container else None
+    lineage = processes.ancestors(event.tgid, inside=inside)
+    if proc is None and event.ppid and (parent := processes.get(event.ppid)) is not None:
+        # a process never seen to exec (a fork that came and went): its record still names its parent
+        lineage = [parent, *processes.ancestors(parent.pid, inside=inside)]
     job_id = cgroups.slurm_job(cgroup) if cgroup else None
     return {
         "kind": "alert",

@@ -76,9 +76,19 @@ def index(detectors: Iterable[Detector]) -> dict[Kind, list[Detector]]:
 
 def default_detectors() -> list[Detector]:
     from collector.detect.mining.stratum import StratumDetector
+    from collector.detect.reverse_shell.relay import RelayDetector
+    from collector.detect.reverse_shell.socket_stdio import SocketStdioDetector
     from collector.detect.tunnel.ssh_egress import SshEgressDetector
     from collector.detect.tunnel.ssh_forward import SshForwardDetector
     from collector.detect.tunnel.ssh_reverse import SshReverseDetector
     from collector.detect.tunnel.tool import ToolDetector
 
-    return [StratumDetector(), SshReverseDetector(), SshForwardDetector(), ToolDetector(), SshEgressDetector()]
+    return [
+        StratumDetector(),
+        SshReverseDetector(),
+        SshForwardDetector(),
+        ToolDetector(),
+        SshEgressDetector(),
+        SocketStdioDetector(),
+        RelayDetector(),
+    ]

@@ -16,8 +16,10 @@ from collector.enrich import procfs
 from collector.enrich.cache import Bounded
 from collector.enrich.cgroups import CgroupResolver
 from collector.enrich.process import ProcessTable
+from collector.enrich.relay import RelayFinder
+from collector.enrich.sockets import has_listener
 from collector.enrich.sshconf import SshConfigReader
-from probes.events import CgroupEvent, Event, ExecEvent, ExitEvent, ProcEvent
+from probes.events import CgroupEvent, Event, ExecEvent, ExitEvent, ProcEvent, StdioEvent
 
 MAX_BACKFILL = 64  # ancestors read from /proc for one unknown process
 # cgroup ids whose path was emitted lately: an id forgotten is emitted again on its next event. The pipeline
@@ -39,6 +41,7 @@ class LiveAnnotator:
         self._proc = proc
         self._known_cgroups: Bounded[int, None] = Bounded(known_cgroups_max)
         self.ssh_config = ssh_config or SshConfigReader(str(proc))  # .skipped: config files not read, by reason
+        self.relay = RelayFinder(proc)  # .skipped: relays not looked for, by reason
 
     def __call__(self, event: Event) -> list[Event]:
         out: list[Event] = []
@@ -46,9 +49,18 @@ class LiveAnnotator:
             event = self.ssh_config(dataclasses.replace(event, exe=procfs.exe(event.tgid, self._proc)))
             self._backfill(event.ppid, out)
         elif not isinstance(event, ExitEvent | CgroupEvent | ProcEvent):
+            if isinstance(event, StdioEvent) and event.proto == "tcp":
+                event = dataclasses.replace(event, inbound=has_listener(event.tgid, event.sport, self._proc))
+            before = len(out)
             self._backfill(event.tgid, out)
+            if len(out) == before and event.tgid not in self._processes and event.ppid:
+                # gone before we looked (a forked subshell that ran one command): its parent may remain
+                self._backfill(event.ppid, out)
         self._cgroup(event, out)
         out.append(event)
+        relay = self.relay(event)
+        if relay is not None:
+            out.append(relay)
         return out
 
     def seed(self) -> list[Event]:

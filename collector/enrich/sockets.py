@@ -95,6 +95,28 @@ def local_end(tgid: int, fd: int, daddr: str, dport: int, proc: Path = Path("/pr
     return Lookup.NOT_LISTED
 
 
+_TCP_LISTEN = "0A"  # include/net/tcp_states.h TCP_LISTEN, as /proc/net/tcp prints the state (%02X)
+
+
+def has_listener(tgid: int, port: int, proc: Path = Path("/proc")) -> bool | None:
+    """Whether a TCP socket listens on ``port`` in ``tgid``'s network namespace (so a connection whose own
+    port it is was accepted, not opened); None when the tables cannot be read (the process is gone)."""
+    read_any = False
+    for proto, table in TABLES:
+        if proto != "tcp":
+            continue
+        try:
+            text = (proc / str(tgid) / "net" / table).read_text()
+        except OSError:
+            continue
+        read_any = True
+        for line in text.splitlines()[1:]:
+            cols = line.split()
+            if len(cols) > 3 and cols[3] == _TCP_LISTEN and cols[1].endswith(f":{port:04X}"):
+                return True
+    return False if read_any else None
+
+
 def _connected_to(proto: str, fields: tuple[str, str], daddr: str, dport: int) -> LocalEnd | Lookup:
     try:
         (saddr, sport), remote = parse_address(fields[0]), parse_address(fields[1])

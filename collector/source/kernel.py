@@ -152,6 +152,11 @@ class KernelSource:
             "reason",
             lambda: {reason.replace(" ", "_"): n for reason, n in annotator.ssh_config.skipped.items()},
         )
+        self._metrics.families["relay_skipped_total"] = (
+            "Shell stdio or helper fds that could not be read from /proc to look for a relayed shell, by reason.",
+            "reason",
+            lambda: dict(annotator.relay.skipped),
+        )
         proc = self._proc
 
         def local_end(tgid: int, fd: int, daddr: str, dport: int) -> sockets.LocalEnd | sockets.Lookup:

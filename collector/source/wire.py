@@ -21,6 +21,7 @@ _CHECKS: dict[str, Any] = {
     "bytes": lambda v: isinstance(v, bytes),
     "str | None": lambda v: v is None or isinstance(v, str),
     "int | None": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+    "bool | None": lambda v: v is None or isinstance(v, bool),
     "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(a, str) for a in v),
 }
 _FIELD_CHECKS: dict[type[Event], tuple[Any, ...]] = {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -220,31 +221,24 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def self_signed(workdir: Path) -> tuple[Path, Path]:
+    """A throwaway certificate and key for localhost (openssl req), in ``workdir``."""
+    cert, key = workdir / "cert.pem", workdir / "key.pem"
+    if not cert.exists():
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
+             "-keyout", str(key), "-out", str(cert)],
+            check=True,
+            capture_output=True,
+        )
+    return cert, key
+
+
 class WebServers:
     """An HTTP and an HTTPS server on loopback, for traffic that must not alert."""
 
     def __init__(self, workdir: Path) -> None:
-        cert, key = workdir / "cert.pem", workdir / "key.pem"
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=localhost",
-                "-days",
-                "1",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        cert, key = self_signed(workdir)
         self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
         self.https = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -309,3 +303,63 @@ class NetnsSshd:
             self.proc.wait(timeout=10)
         subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
         self._log.close()
+
+
+class Listener:
+    """A loopback TCP server that accepts, sends ``greeting`` (e.g. `exit` to a shell), and holds each connection
+    until close() (which hangs them up: a reverse shell on one then sees EOF and exits)."""
+
+    def __init__(self, greeting: bytes = b"") -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        self.greeting = greeting
+        self.accepted = threading.Event()
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            self.accepted.set()
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            if self.greeting:
+                conn.sendall(self.greeting)
+            conn.settimeout(10)
+            try:
+                while conn.recv(4096):
+                    pass
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class UnderSh:
+    """A tool started by `sh` (so its parent is a real shell); sh prints the tool's pid."""
+
+    def __init__(self, argv: list[str], **kw: Any) -> None:
+        self.sh = subprocess.Popen(
+            ["sh", "-c", '"$@" & echo $!; wait $!', "sh", *argv], stdout=subprocess.PIPE, text=True, **kw
+        )
+        assert self.sh.stdout is not None
+        self.pid = int(self.sh.stdout.readline())
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGTERM)
+        self.sh.wait(timeout=10)
+        if self.sh.stdout:
+            self.sh.stdout.close()

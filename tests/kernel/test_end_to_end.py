@@ -78,7 +78,8 @@ def test_api(agent: Agent) -> None:
     assert agent.get("/healthz") == (200, "ok\n")
     status, body = agent.get("/readyz")
     ready = json.loads(body)
-    assert status == 200 and ready["ready"] and [s["name"] for s in ready["sensors"]] == ["exec", "connect", "payload"]
+    assert status == 200 and ready["ready"]
+    assert [s["name"] for s in ready["sensors"]] == ["exec", "connect", "payload", "socket"]
     status, metrics = agent.get("/metrics")
     assert status == 200
     assert (

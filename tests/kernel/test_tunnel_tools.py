@@ -4,76 +4,19 @@ iodine and ptunnel-ng, and netcat scans and listeners that must stay quiet. One 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.kernel.e2e import Agent, WebServers, free_port, wait_port
+from tests.kernel.e2e import Agent, Listener, UnderSh, WebServers, free_port, wait_port
 
 pytestmark = pytest.mark.kernel
-
-
-class Listener:
-    """A loopback TCP server that accepts, sends ``greeting`` (e.g. `exit` to a shell), and holds each connection."""
-
-    def __init__(self, greeting: bytes = b"") -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = int(self.sock.getsockname()[1])
-        self.greeting = greeting
-        self.accepted = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.set()
-            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
-
-    def _hold(self, conn: socket.socket) -> None:
-        with conn:
-            if self.greeting:
-                conn.sendall(self.greeting)
-            conn.settimeout(10)
-            try:
-                while conn.recv(4096):
-                    pass
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-class UnderSh:
-    """A tool started by `sh` (so its parent is a real shell); sh prints the tool's pid."""
-
-    def __init__(self, argv: list[str], **kw: Any) -> None:
-        self.sh = subprocess.Popen(
-            ["sh", "-c", '"$@" & echo $!; wait $!', "sh", *argv], stdout=subprocess.PIPE, text=True, **kw
-        )
-        assert self.sh.stdout is not None
-        self.pid = int(self.sh.stdout.readline())
-
-    def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGTERM)
-        self.sh.wait(timeout=10)
-        if self.sh.stdout:
-            self.sh.stdout.close()
 
 
 def _alert(agent: Agent, pid: int, timeout: float = 5.0) -> dict[str, Any]:

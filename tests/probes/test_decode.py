@@ -15,7 +15,16 @@ from hypothesis import strategies as st
 
 from collector.errors import DecodeError
 from probes.decode import decode
-from probes.events import ConnectEvent, Event, ExecEvent, ExitEvent, PayloadEvent
+from probes.events import (
+    ConnectEvent,
+    Event,
+    ExecEvent,
+    ExitEvent,
+    PayloadEvent,
+    SocketEvent,
+    StdioEvent,
+    TunEvent,
+)
 from probes.layout import (
     ARGS_BUF,
     COMM_LEN,
@@ -39,6 +48,9 @@ EVENT_OF_KIND: dict[int, type[Event]] = {
     EventKind.EXIT: ExitEvent,
     EventKind.CONNECT: ConnectEvent,
     EventKind.PAYLOAD: PayloadEvent,
+    EventKind.STDIO: StdioEvent,
+    EventKind.SOCKET: SocketEvent,
+    EventKind.TUN: TunEvent,
 }
 HEADER_SIZE = ct.sizeof(EventHeader)
 

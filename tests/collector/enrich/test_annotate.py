@@ -87,3 +87,14 @@ def test_ssh_exec_carries_its_config_lines(tmp_path: Path) -> None:
     assert annotate.ssh_config.skipped == {"missing": 1}  # /home/u/.ssh/config
     (miner,) = [e for e in annotate(exec_event(["./miner"], pid=20, ppid=10, cgroup_id=0)) if isinstance(e, ExecEvent)]
     assert miner.ssh_config == ()
+
+
+def test_a_process_gone_before_it_was_read_brings_its_parent(tmp_path: Path) -> None:
+    """An event from a pid /proc no longer has backfills the parent its record names."""
+    annotate, _table, job_id = _setup(tmp_path)
+    out = annotate(payload_event(b"x", pid=30, ppid=20, cgroup_id=job_id))
+    assert [(type(e).__name__, e.pid) for e in out if not isinstance(e, CgroupEvent)] == [
+        ("ProcEvent", 10),
+        ("ProcEvent", 20),
+        ("PayloadEvent", 30),
+    ]
