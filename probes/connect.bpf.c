@@ -98,37 +98,30 @@ static __always_inline struct tracked_filter *tracked_sets_of(u64 key, struct tr
 	return *h && *o ? tracked_filter.lookup(&zero) : 0;
 }
 
-/* Track `key`, where `sock` went, for its first payload. */
+/* Track `key`, where `sock` went, for its first payload (a connect() again on the same fd overwrites and
+   counts nothing; a new socket counts in the filter). */
 static __always_inline void track_key(u64 key, struct tracked_sock *sock)
 {
 	struct tracked_set *h, *o;
 	struct tracked_filter *f = tracked_sets_of(key, &h, &o);
 
-	if (!f)
-		return;
-	/* A connect() again on the same fd overwrites and counts nothing; a new socket counts in the filter. */
-	u32 i = 0;
-	struct tracked_set *at = tracked_where(h, o, key, &i);
-	if (at && tracked_update_at(at, i, key, sock))
-		return;
-	if (tracked_insert(h, key, sock))
-		goto counted;
-	if (o != h) {
-		__sync_fetch_and_add(&h->spilled, 1); /* before the key shows there, so no lookup misses it */
-		if (tracked_insert(o, key, sock))
-			goto counted;
-		__sync_fetch_and_add(&h->spilled, -1);
-	}
-	count_not_tracked();
-	return;
-counted:
-	__sync_fetch_and_add(&f->count[filter_slot(key)], 1);
+	if (f && !tracked_add(h, o, f, key, sock))
+		count_not_tracked();
 }
 
-/* Arm first-payload capture for the socket `call` connected. */
+/*
+ * Arm first-payload capture for the socket `call` connected. A socket
+ * connected to port 53 is a DNS socket: it stays tracked until close, and
+ * each message it sends or receives is a DNS record (payload.bpf.c).
+ */
+#define DNS_PORT 53
+
 static __always_inline void track(const struct connect_call *call)
 {
 	struct tracked_sock sock = {.family = call->dest.family, .dport = call->dest.dport, .exec_id = exec_id()};
+
+	if (call->dest.dport == DNS_PORT)
+		sock.shared = TRACKED_DNS;
 
 	__builtin_memcpy(sock.daddr, call->dest.daddr, 16);
 	track_key(sock_key(call->fd), &sock);
@@ -244,16 +237,16 @@ static __always_inline int dup_source(u32 oldfd, struct tracked_sock *copy)
 	if (!set || way >= TRACKED_WAYS)
 		return 0;
 	s64 seq = tcp_write_seq(fd_sock(oldfd), set->dport[way]); /* the same connection, and TCP */
-	if (seq < 0 || (set->shared[way] && set->write_seq[way] != seq))
+	if (seq < 0 || (set->shared[way] & TRACKED_SHARED && set->write_seq[way] != seq))
 		return 0; /* not TCP, another socket, or a copy of it has sent already */
 	copy->family = set->family[way];
 	copy->dport = set->dport[way];
 	copy->exec_id = exec_id();
-	copy->shared = 1;
+	copy->shared = TRACKED_SHARED;
 	copy->write_seq = seq;
 	__builtin_memcpy(copy->daddr, &set->daddr[way * 16], 16);
 	set->write_seq[way] = seq; /* the original entry too (plain stores: a race only costs the dedupe) */
-	set->shared[way] = 1;
+	set->shared[way] |= TRACKED_SHARED;
 	return 1;
 }
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from probes.errors import DecodeError
 from probes.events import (
     ConnectEvent,
+    DnsEvent,
     Event,
     ExecEvent,
     ExitEvent,
@@ -26,6 +27,8 @@ from probes.events import (
 from probes.layout import (
     RECORDS,
     ConnectRecord,
+    DnsDirection,
+    DnsRecord,
     EventHeader,
     EventKind,
     ExecRecord,
@@ -208,6 +211,36 @@ def _tun(raw: bytes, flags: int) -> Event:
     )
 
 
+def _dns(raw: bytes, flags: int) -> Event:
+    rec = _record(raw, DnsRecord)
+    assert isinstance(rec, DnsRecord)
+    start = DnsRecord.data.offset
+    if rec.data_len > len(raw) - start:
+        raise DecodeError("dns_overrun", f"data_len {rec.data_len} past the record")
+    try:
+        direction = DnsDirection(rec.direction).name.lower()
+    except ValueError:
+        direction = f"unknown:{rec.direction}"
+    data = raw[start : start + rec.data_len]
+    proto = _name(_PROTOCOLS, rec.proto)
+    len_raw = rec.len_raw
+    # TCP (RFC 1035 4.2.2, RFC 7766): each message follows its 2-byte length; a send of both at once has it
+    if proto == "tcp" and len(data) >= 2 and int.from_bytes(data[:2], "big") == len_raw - 2:
+        data, len_raw = data[2:], len_raw - 2
+    return DnsEvent(
+        **_common(raw),  # type: ignore[arg-type]
+        fd=rec.fd,
+        direction=direction,
+        proto=proto,
+        family=family_name(rec.family),
+        server=address(rec.family, bytes(rec.server)),
+        port=rec.port,
+        syscall=_syscall_name(rec.syscall),
+        len_raw=len_raw,
+        data=data,
+    )
+
+
 DECODERS: dict[EventKind, Callable[[bytes, int], Event]] = {
     EventKind.EXEC: _exec,
     EventKind.EXIT: _exit,
@@ -216,6 +249,7 @@ DECODERS: dict[EventKind, Callable[[bytes, int], Event]] = {
     EventKind.STDIO: _stdio,
     EventKind.SOCKET: _socket,
     EventKind.TUN: _tun,
+    EventKind.DNS: _dns,
 }
 
 

@@ -17,6 +17,7 @@
 #define ARGS_BUF 4096 /* argv kept per exec: ARGS_BUF - 1 bytes (a power of two, for the verifier) */
 #define PAYLOAD_MAX 256
 #define IFNAMSIZ 16
+#define DNS_MAX 512 /* a DNS message kept per record: the classic UDP limit (RFC 1035 4.2.1) */
 
 /* Append only: a shipped value never changes meaning. */
 enum event_kind {
@@ -27,6 +28,7 @@ enum event_kind {
 	EVENT_STDIO = 5,
 	EVENT_SOCKET = 6,
 	EVENT_TUN = 7,
+	EVENT_DNS = 8,
 	EVENT_KIND_MAX = 16, /* size of the lost-records counter array */
 };
 
@@ -45,6 +47,10 @@ enum payload_syscall {
 	SYSCALL_SENDTO = 2,
 	SYSCALL_WRITEV = 3,
 	SYSCALL_SENDMSG = 4,
+	SYSCALL_SENDMMSG = 5,
+	SYSCALL_READ = 6,
+	SYSCALL_RECVFROM = 7,
+	SYSCALL_RECVMSG = 8,
 };
 
 struct event_header {
@@ -149,6 +155,31 @@ struct tun_event {
 	__u16 ifr_flags; /* IFF_TUN 0x1, IFF_TAP 0x2, IFF_NO_PI 0x1000, ... */
 	__u16 reserved;
 	char ifname[IFNAMSIZ]; /* as requested; empty lets the kernel pick */
+};
+
+enum dns_direction {
+	DNS_QUERY = 1,  /* sent to port 53 */
+	DNS_ANSWER = 2, /* received on a socket that sent to port 53 */
+};
+
+/*
+ * One DNS message, sent or received (issue 13: the DNS sensor). Sent with
+ * only data_len bytes of data: size = offsetof(data) + data_len; flags:
+ * PAYLOAD_TRUNCATED when the message was longer.
+ */
+struct dns_event {
+	struct event_header hdr;
+	__s32 fd;
+	__u32 len_raw;  /* bytes sent or received */
+	__u16 family;
+	__u16 port;     /* the name server's (host byte order) */
+	__u16 data_len;
+	__u8 syscall;   /* enum payload_syscall */
+	__u8 direction; /* enum dns_direction */
+	__u8 proto;     /* IPPROTO_UDP 17, IPPROTO_TCP 6 (TCP: the message follows a 2-byte length) */
+	__u8 reserved[7];
+	__u8 server[16]; /* the name server's address, IPv4 in the first 4 bytes */
+	__u8 data[DNS_MAX];
 };
 
 #endif /* COALMINE_EVENTS_H */

@@ -197,7 +197,7 @@ FEATURES: tuple[Feature, ...] = (
             "running the clock sampler and connect's sweep"),
     Feature("bpf_probe_read_user", (5, 5), "6ae08ae3dea2", SENSOR_NAMES, _calls(TP, Helper.probe_read_user),
             "argv, connect() addresses, payload bytes", (Helper.probe_read_user,)),
-    Feature("bpf_probe_read_kernel", (5, 5), "6ae08ae3dea2", ("exec", "connect", "payload"),
+    Feature("bpf_probe_read_kernel", (5, 5), "6ae08ae3dea2", ("exec", "connect", "payload", "dns"),
             _calls(TP, Helper.probe_read_kernel), "the socket behind an fd", (Helper.probe_read_kernel,)),
     Feature("bpf_probe_read_kernel_str", (5, 5), "6ae08ae3dea2", ("exec",), _calls(TP, Helper.probe_read_kernel_str),
             "the exec'd filename", (Helper.probe_read_kernel_str,)),
@@ -215,11 +215,11 @@ FEATURES: tuple[Feature, ...] = (
             "the current task, for record headers and socket keys", (Helper.get_current_task_btf,)),
     Feature("BTF task pointer loads", (5, 11), "3ca1032ab7ab", SENSOR_NAMES, _task_btf_loads,
             "header fields (pid, comm, ppid, uid, cgroup) read with plain loads"),
-    Feature("task storage map", (5, 11), "4cf1bc1f1045", ("connect", "socket"), _task_storage,
-            "each thread's connect() or socket() from entry to exit"),
+    Feature("task storage map", (5, 11), "4cf1bc1f1045", ("connect", "socket", "dns"), _task_storage,
+            "each thread's connect(), socket() or DNS read from entry to exit"),
     Feature("atomic xchg, cmpxchg", (5, 12), "5ffa25502b5a", ("connect", "payload"), _atomics,
             "the lock-free tracked-socket table", (), ANY),
-    Feature("bpf_task_storage_get", (5, 13), "a10787e6d58c", ("connect", "socket"), _task_storage_get,
+    Feature("bpf_task_storage_get", (5, 13), "a10787e6d58c", ("connect", "socket", "dns"), _task_storage_get,
             "that map, from tracepoints (BPF LSM only before 5.13)", (Helper.task_storage_get,)),
 )
 # fmt: on

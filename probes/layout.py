@@ -24,6 +24,7 @@ class EventKind(IntEnum):
     STDIO = 5
     SOCKET = 6
     TUN = 7
+    DNS = 8
 
 
 class ExecFlags(IntFlag):
@@ -40,6 +41,15 @@ class PayloadSyscall(IntEnum):
     SENDTO = 2
     WRITEV = 3
     SENDMSG = 4
+    SENDMMSG = 5
+    READ = 6
+    RECVFROM = 7
+    RECVMSG = 8
+
+
+class DnsDirection(IntEnum):
+    QUERY = 1
+    ANSWER = 2
 
 
 class StdioHow(IntEnum):
@@ -146,6 +156,23 @@ class TunRecord(ct.Structure):
     )
 
 
+class DnsRecord(ct.Structure):
+    _fields_ = (
+        ("hdr", EventHeader),
+        ("fd", ct.c_int32),
+        ("len_raw", ct.c_uint32),
+        ("family", ct.c_uint16),
+        ("port", ct.c_uint16),
+        ("data_len", ct.c_uint16),
+        ("syscall", ct.c_uint8),
+        ("direction", ct.c_uint8),
+        ("proto", ct.c_uint8),
+        ("reserved", ct.c_uint8 * 7),
+        ("server", ct.c_uint8 * 16),
+        ("data", ct.c_uint8 * DNS_MAX),
+    )
+
+
 # Records sent with a variable tail: the fixed part is everything before it.
 RECORDS: dict[EventKind, tuple[type[ct.Structure], int]] = {
     EventKind.EXEC: (ExecRecord, ExecRecord.args.offset),
@@ -155,4 +182,5 @@ RECORDS: dict[EventKind, tuple[type[ct.Structure], int]] = {
     EventKind.STDIO: (StdioRecord, ct.sizeof(StdioRecord)),
     EventKind.SOCKET: (SocketRecord, ct.sizeof(SocketRecord)),
     EventKind.TUN: (TunRecord, ct.sizeof(TunRecord)),
+    EventKind.DNS: (DnsRecord, DnsRecord.data.offset),
 }

@@ -5,8 +5,10 @@
 #include "sockaddr.bpf.h"
 #include "task.bpf.h"
 #include "tracked.bpf.h"
+#include "dns.bpf.h"
 
 #define MAX_IOV 4 /* vectored sends: gather from the first iovecs only */
+#define DNS_PORT 53
 
 struct iovec_user {
 	const void *base;
@@ -60,29 +62,110 @@ static __always_inline void drop(u32 kind)
  * per connection, even when threads race on the same socket. `sock` gets
  * the destination the connect saw; 0 when the fd is not ours.
  */
+#define CLAIM_PAYLOAD 1 /* the connection's first payload: a payload record */
+#define CLAIM_DNS 2     /* a DNS socket's message: a DNS record */
+
 static __always_inline int claim(u32 fd, struct tracked_sock *sock)
 {
 	u64 key = sock_key(fd);
-	u32 zero = 0, slot = filter_slot(key);
+	u32 zero = 0, slot = filter_slot(key), way = 0;
 	struct tracked_filter *f = tracked_filter.lookup(&zero);
 
 	if (!f || !f->count[slot])
 		return 0;
 	u32 home = tracked_home(key), spill = tracked_spill(key);
 	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
-	if (!h || !o || !tracked_take(h, o, f, key, sock))
+	if (!h || !o)
 		return 0;
-	if (sock->shared) { /* a dup of it may have sent first: then this is not the connection's first send */
+	struct tracked_set *at = tracked_where(h, o, key, &way);
+	if (at && way < TRACKED_WAYS && at->shared[way] & TRACKED_DNS) {
+		tracked_peek(at, way, sock);
+		if (sock->exec_id != exec_id() && !fd_sock(fd)) { /* an exec closed it; the number holds a file */
+			tracked_take(h, o, f, key, 0);
+			goto stale;
+		}
+		if (sock->shared & TRACKED_SENT)
+			return CLAIM_DNS;
+		at->shared[way] |= TRACKED_SENT; /* a plain store: a race costs a second payload record */
+		return CLAIM_DNS | CLAIM_PAYLOAD;
+	}
+	if (!tracked_take(h, o, f, key, sock))
+		return 0;
+	if (sock->shared & TRACKED_SHARED) { /* a dup of it may have sent first: then this is not the first send */
 		void *sk = fd_sock(fd);
 		if (sk)
-			return tcp_write_seq(sk, sock->dport) == sock->write_seq;
+			return tcp_write_seq(sk, sock->dport) == sock->write_seq ? CLAIM_PAYLOAD : 0;
 	} else if (sock->exec_id == exec_id() || fd_sock(fd)) {
-		return 1;
+		return CLAIM_PAYLOAD;
 	}
+stale:;
 	u64 *stale = tracked_stale.lookup(&zero); /* an exec closed the socket; the number now holds a file */
 	if (stale)
 		(*stale)++;
 	return 0;
+}
+
+/*
+ * The DNS sensor's send side (issue 13 item 5). A message to port 53 is a
+ * DNS record, up to DNS_MAX bytes: on a socket connected there (connect.bpf.c
+ * tracks it as a DNS socket, kept until close), or sent with an address
+ * there (sendto, sendmsg, sendmmsg), after which the socket is tracked the
+ * same way so that its answers are seen (dns.bpf.c). Only the DNS records
+ * read the socket's protocol (UDP, or TCP with its 2-byte length prefix).
+ */
+static __always_inline void dns_message(u32 fd, const void *buf, u64 len, u8 syscall, const struct tracked_sock *sock)
+{
+	struct dns_event *e;
+	void *sk;
+	u16 protocol = 0;
+
+	if (!len)
+		return;
+	e = events.ringbuf_reserve(sizeof(*e));
+	if (!e) {
+		drop(EVENT_DNS);
+		return;
+	}
+	u64 n = len < DNS_MAX ? len : DNS_MAX;
+	asm volatile("if %0 <= %1 goto +1\n\t%0 = %1" : "+r"(n) : "i"(DNS_MAX));
+	if (bpf_probe_read_user(e->data, n, buf))
+		n = 0;
+	sk = fd_sock(fd);
+	if (sk)
+		bpf_probe_read_kernel(&protocol, sizeof(protocol), sk + SOCK_PROTOCOL_OFF);
+	fill_dns(e, fd, len, n, syscall, DNS_QUERY, protocol, sock);
+	events.ringbuf_submit(e, submit_flags(sizeof(*e)));
+}
+
+/* A socket seen sending to port 53 with an address: track it as a DNS socket, for its answers. */
+static __always_inline void track_dns(u32 fd, const struct dest *d)
+{
+	u64 key = sock_key(fd);
+	u32 zero = 0, home = tracked_home(key), spill = tracked_spill(key);
+	struct tracked_filter *f = tracked_filter.lookup(&zero);
+	struct tracked_set *h = tracked.lookup(&home), *o = tracked.lookup(&spill);
+	struct tracked_sock sock = {.family = d->family, .dport = d->dport, .exec_id = exec_id(),
+				    .shared = TRACKED_DNS | TRACKED_SENT};
+
+	__builtin_memcpy(sock.daddr, d->daddr, 16);
+	if (f && h && o)
+		tracked_add(h, o, f, key, &sock); /* no room: its answers go unseen (the queries are not) */
+}
+
+/* A message sent with an address: a DNS record and a tracked DNS socket when the address is port 53. */
+static __always_inline int dns_to(u32 fd, const void *uaddr, u32 addrlen, const void *buf, u64 len, u8 syscall)
+{
+	struct dest d;
+	struct tracked_sock sock = {};
+
+	if (!read_dest(uaddr, addrlen, &d) || d.dport != DNS_PORT)
+		return 0;
+	sock.family = d.family;
+	sock.dport = d.dport;
+	__builtin_memcpy(sock.daddr, d.daddr, 16);
+	dns_message(fd, buf, len, syscall, &sock);
+	track_dns(fd, &d);
+	return 1;
 }
 
 /* A record of `reserve` bytes for the socket claimed; 0 when the ring buffer is full (counted). */
@@ -152,9 +235,12 @@ static __always_inline int send_flat(u32 fd, const void *buf, u64 count, u8 sysc
 
 	if (!count)
 		return 0; /* nothing sent yet: keep waiting for the first real payload */
-	if (!claim(fd, &sock))
-		return 0;
-	return capture_flat(fd, buf, count, syscall, &sock);
+	int claimed = claim(fd, &sock);
+	if (claimed & CLAIM_DNS)
+		dns_message(fd, buf, count, syscall, &sock);
+	if (claimed & CLAIM_PAYLOAD)
+		capture_flat(fd, buf, count, syscall, &sock);
+	return 0;
 }
 
 /* The payload of a vectored send: the first MAX_IOV iovecs, gathered. */
@@ -189,15 +275,31 @@ static __always_inline int capture_vec(u32 fd, const struct iovec_user *iov, u64
 	return 0;
 }
 
+/* A DNS message sent from iovecs: the first one, or the second after a TCP length prefix alone in the first. */
+static __always_inline void dns_vec(u32 fd, const struct iovec_user *iov, u64 iovcnt, u8 syscall,
+				    const struct tracked_sock *sock)
+{
+	struct iovec_user v[2] = {};
+
+	if (!iovcnt || bpf_probe_read_user(&v[0], sizeof(v[0]), &iov[0]))
+		return;
+	if (v[0].len <= 2 && iovcnt > 1 && !bpf_probe_read_user(&v[1], sizeof(v[1]), &iov[1]))
+		v[0] = v[1];
+	dns_message(fd, v[0].base, v[0].len, syscall, sock);
+}
+
 static __always_inline int send_vec(u32 fd, const struct iovec_user *iov, u64 iovcnt, u8 syscall)
 {
 	struct tracked_sock sock;
 
 	if (!iovcnt)
 		return 0;
-	if (!claim(fd, &sock))
-		return 0;
-	return capture_vec(fd, iov, iovcnt, syscall, &sock);
+	int claimed = claim(fd, &sock);
+	if (claimed & CLAIM_DNS)
+		dns_vec(fd, iov, iovcnt, syscall, &sock);
+	if (claimed & CLAIM_PAYLOAD)
+		capture_vec(fd, iov, iovcnt, syscall, &sock);
+	return 0;
 }
 
 #define MSG_FASTOPEN 0x20000000
@@ -232,17 +334,21 @@ static __always_inline int fast_open(u32 fd, const void *uaddr, u32 addrlen, str
 	return 1;
 }
 
-/* A sendmsg() that may connect (Fast Open) or be a tracked socket's first send: its iovecs, gathered. */
-static __always_inline int send_msg(u32 fd, const void *umsg, u32 fastopen)
+/* A sendmsg() to port 53 by address, that may connect (Fast Open), or a tracked socket's send. */
+static __always_inline int send_msg(u32 fd, const struct msghdr_user *msg, u32 fastopen)
 {
-	struct msghdr_user msg = {};
 	struct tracked_sock sock;
+	struct iovec_user v = {};
+	struct dest d;
 
-	if (bpf_probe_read_user(&msg, sizeof(msg), umsg))
+	if (msg->name && read_dest(msg->name, msg->namelen, &d) && d.dport == DNS_PORT) {
+		if (msg->iovlen && !bpf_probe_read_user(&v, sizeof(v), msg->iov))
+			dns_to(fd, msg->name, msg->namelen, v.base, v.len, SYSCALL_SENDMSG);
 		return 0;
-	if (fastopen && msg.name && fast_open(fd, msg.name, msg.namelen, &sock))
-		return msg.iovlen ? capture_vec(fd, msg.iov, msg.iovlen, SYSCALL_SENDMSG, &sock) : 0;
-	return send_vec(fd, msg.iov, msg.iovlen, SYSCALL_SENDMSG);
+	}
+	if (fastopen && msg->name && fast_open(fd, msg->name, msg->namelen, &sock))
+		return msg->iovlen ? capture_vec(fd, msg->iov, msg->iovlen, SYSCALL_SENDMSG, &sock) : 0;
+	return send_vec(fd, msg->iov, msg->iovlen, SYSCALL_SENDMSG);
 }
 
 int on_enter_write(struct tracepoint__syscalls__sys_enter_write *args)
@@ -254,7 +360,11 @@ int on_enter_sendto(struct tracepoint__syscalls__sys_enter_sendto *args)
 {
 	struct tracked_sock sock;
 
-	if (args->flags & MSG_FASTOPEN && args->addr && fast_open(args->fd, args->addr, args->addr_len, &sock))
+	if (!args->addr) /* send(), or sendto() on a connected socket */
+		return send_flat(args->fd, args->buff, args->len, SYSCALL_SENDTO);
+	if (dns_to(args->fd, args->addr, args->addr_len, args->buff, args->len, SYSCALL_SENDTO))
+		return 0;
+	if (args->flags & MSG_FASTOPEN && fast_open(args->fd, args->addr, args->addr_len, &sock))
 		return args->len ? capture_flat(args->fd, args->buff, args->len, SYSCALL_SENDTO, &sock) : 0;
 	return send_flat(args->fd, args->buff, args->len, SYSCALL_SENDTO);
 }
@@ -264,14 +374,74 @@ int on_enter_writev(struct tracepoint__syscalls__sys_enter_writev *args)
 	return send_vec(args->fd, (const struct iovec_user *)args->vec, args->vlen, SYSCALL_WRITEV);
 }
 
+/*
+ * Every sendmsg() reads its msghdr's first 32 bytes: one with an address may
+ * be a DNS query (dns_to()). Its iovecs are read only for a DNS query or a
+ * tracked socket.
+ */
 int on_enter_sendmsg(struct tracepoint__syscalls__sys_enter_sendmsg *args)
 {
-	u64 key = sock_key(args->fd);
-	u32 zero = 0;
-	struct tracked_filter *f = tracked_filter.lookup(&zero);
-	u32 fastopen = args->flags & MSG_FASTOPEN;
+	struct msghdr_user msg = {};
 
-	if (!fastopen && (!f || !f->count[filter_slot(key)])) /* untracked: skip reading the msghdr */
+	if (bpf_probe_read_user(&msg, sizeof(msg), args->msg))
 		return 0;
-	return send_msg(args->fd, args->msg, fastopen);
+	if (!msg.name && !(args->flags & MSG_FASTOPEN)) {
+		u64 key = sock_key(args->fd);
+		u32 zero = 0;
+		struct tracked_filter *f = tracked_filter.lookup(&zero);
+		if (!f || !f->count[filter_slot(key)]) /* untracked: skip reading the iovecs */
+			return 0;
+	}
+	return send_msg(args->fd, &msg, args->flags & MSG_FASTOPEN);
+}
+
+/* uapi struct mmsghdr: a user_msghdr (56 bytes on 64-bit), then msg_len. */
+struct mmsghdr_user {
+	struct msghdr_user hdr;
+	u64 control;
+	u64 controllen;
+	u32 flags;
+	u32 pad;
+	u32 msg_len;
+	u32 pad2;
+};
+
+#define MMSG_DNS 2 /* messages of one sendmmsg() kept as DNS records: glibc sends the A and AAAA queries so */
+
+/*
+ * sendmmsg(): glibc's resolver sends its A and AAAA queries in one call
+ * (resolv/res_send.c send_dg) on a socket connected to the name server. The
+ * first MMSG_DNS messages of a DNS socket, or of a vector addressed to port
+ * 53, are DNS records; the first message is a tracked socket's first payload.
+ */
+int on_enter_sendmmsg(struct tracepoint__syscalls__sys_enter_sendmmsg *args)
+{
+	const struct mmsghdr_user *vec = (const void *)args->mmsg;
+	struct mmsghdr_user m = {};
+	struct tracked_sock sock;
+
+	if (!args->vlen || bpf_probe_read_user(&m, sizeof(m), &vec[0]))
+		return 0;
+	if (m.hdr.name) {
+		struct iovec_user v = {};
+		for (int i = 0; i < MMSG_DNS; i++) {
+			if (i >= args->vlen || (i && bpf_probe_read_user(&m, sizeof(m), &vec[i])))
+				break;
+			if (!m.hdr.name || !m.hdr.iovlen || bpf_probe_read_user(&v, sizeof(v), m.hdr.iov) ||
+			    !dns_to(args->fd, m.hdr.name, m.hdr.namelen, v.base, v.len, SYSCALL_SENDMMSG))
+				break;
+		}
+		return 0;
+	}
+	int claimed = claim(args->fd, &sock);
+	if (claimed & CLAIM_PAYLOAD)
+		capture_vec(args->fd, m.hdr.iov, m.hdr.iovlen, SYSCALL_SENDMMSG, &sock);
+	if (!(claimed & CLAIM_DNS))
+		return 0;
+	for (int i = 0; i < MMSG_DNS; i++) {
+		if (i >= args->vlen || (i && bpf_probe_read_user(&m, sizeof(m), &vec[i])))
+			break;
+		dns_vec(args->fd, m.hdr.iov, m.hdr.iovlen, SYSCALL_SENDMMSG, &sock);
+	}
+	return 0;
 }

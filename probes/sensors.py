@@ -56,8 +56,22 @@ SENSORS: tuple[Sensor, ...] = (
             ("syscalls:sys_enter_sendto", "on_enter_sendto"),
             ("syscalls:sys_enter_writev", "on_enter_writev"),
             ("syscalls:sys_enter_sendmsg", "on_enter_sendmsg"),
+            ("syscalls:sys_enter_sendmmsg", "on_enter_sendmmsg"),  # glibc's resolver: A and AAAA in one call
         ),
-        "the first bytes sent on each connected socket",
+        "the first bytes sent on each connected socket; DNS queries",
+    ),
+    Sensor(
+        "dns",  # reads the `tracked` map that connect exports, like payload
+        "dns.bpf.c",
+        (
+            ("syscalls:sys_enter_read", "on_enter_read"),
+            ("syscalls:sys_exit_read", "on_exit_read"),
+            ("syscalls:sys_enter_recvfrom", "on_enter_recvfrom"),
+            ("syscalls:sys_exit_recvfrom", "on_exit_recvfrom"),
+            ("syscalls:sys_enter_recvmsg", "on_enter_recvmsg"),
+            ("syscalls:sys_exit_recvmsg", "on_exit_recvmsg"),
+        ),
+        "DNS answers received on sockets that sent to port 53",
     ),
     Sensor(
         "socket",

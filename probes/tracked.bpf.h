@@ -36,13 +36,18 @@
    which is tgid << 32 | fd with tgid < 2^22, matches it meanwhile. */
 #define TRACKED_BUSY (1ULL << 63)
 
-/* Where a connected socket went, kept for its first payload record. */
+/* tracked_sock.shared bits */
+#define TRACKED_SHARED 1 /* another fd holds the socket too (a dup): the first send checks write_seq */
+#define TRACKED_DNS 2    /* a socket that talks to port 53: kept, every message is a DNS record, until close */
+#define TRACKED_SENT 4   /* a DNS socket whose first payload was reported */
+
+/* Where a connected socket went, kept for its first payload record (a DNS socket: for each message). */
 struct tracked_sock {
 	u16 family;
 	u16 dport;
 	u8 daddr[16];
 	u16 exec_id; /* the process's exec count when it connected (exec_id()) */
-	u8 shared;    /* another fd holds the socket too (a dup): the first send checks write_seq */
+	u8 shared;    /* TRACKED_* bits */
 	u32 write_seq; /* shared: the TCP send sequence when it was duplicated, before any byte */
 };
 
@@ -142,6 +147,19 @@ static __always_inline int tracked_insert(struct tracked_set *set, u64 key, cons
 	return 0;
 }
 
+/* The way's socket, copied without taking it (a DNS socket stays tracked until close). */
+static __always_inline void tracked_peek(const struct tracked_set *set, u32 i, struct tracked_sock *out)
+{
+	if (i >= TRACKED_WAYS)
+		return;
+	out->family = set->family[i];
+	out->dport = set->dport[i];
+	out->exec_id = set->exec_id[i];
+	out->shared = set->shared[i];
+	out->write_seq = set->write_seq[i];
+	__builtin_memcpy(out->daddr, &set->daddr[i * 16], 16);
+}
+
 /*
  * The hot-path filter in front of `tracked`: one page of counters, one per
  * hash of a key, each at least the number of tracked sockets whose key
@@ -161,6 +179,36 @@ struct tracked_filter {
 static __always_inline u32 filter_slot(u64 key)
 {
 	return (u32)((key * 0x9E3779B97F4A7C15ULL) >> 54) & (FILTER_SLOTS - 1); /* Fibonacci hash, top 10 bits */
+}
+
+/*
+ * Track `key` in its home set h or, counting the spill, its spill set o,
+ * and count it in the filter f; a key tracked already gets the new
+ * destination and counts nothing. 1 when it is tracked, 0 when both sets
+ * are full. The callers look the sets up (bcc rewrites map calls only in a
+ * sensor's own file): connect.bpf.c at connect(), payload.bpf.c for a
+ * socket first seen sending to port 53.
+ */
+static __always_inline int tracked_add(struct tracked_set *h, struct tracked_set *o, struct tracked_filter *f, u64 key,
+				       const struct tracked_sock *sock)
+{
+	u32 i = 0;
+	struct tracked_set *at = tracked_where(h, o, key, &i);
+
+	if (at && tracked_update_at(at, i, key, sock))
+		return 1;
+	if (tracked_insert(h, key, sock))
+		goto counted;
+	if (o != h) {
+		__sync_fetch_and_add(&h->spilled, 1); /* before the key shows there, so no lookup misses it */
+		if (tracked_insert(o, key, sock))
+			goto counted;
+		__sync_fetch_and_add(&h->spilled, -1);
+	}
+	return 0;
+counted:
+	__sync_fetch_and_add(&f->count[filter_slot(key)], 1);
+	return 1;
 }
 
 /*

@@ -305,6 +305,58 @@ class NetnsSshd:
         self._log.close()
 
 
+class NetnsDns:
+    """dnsmasq on 127.0.0.1:53 in a network namespace the test creates, named by that namespace's resolv.conf
+    (`ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf), so glibc's resolver,
+    dig and getent inside it ask only this server. It answers ``names`` (name -> IPv4) and nothing else."""
+
+    def __init__(self, workdir: Path, name: str, names: dict[str, str]) -> None:
+        self.netns = f"coalmine-{name}-{os.getpid()}"
+        self.etc = Path("/etc/netns") / self.netns
+        self.log_path = workdir / f"dnsmasq-{name}.log"
+        self._log = self.log_path.open("w")
+        self.proc: subprocess.Popen[bytes] | None = None
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        try:
+            self.etc.mkdir(parents=True, exist_ok=True)
+            (self.etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+            subprocess.run(self.inside("ip", "link", "set", "lo", "up"), check=True)
+            answers = [f"--address=/{n}/{a}" for n, a in names.items()]
+            self.proc = subprocess.Popen(
+                self.inside("dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                            "--listen-address=127.0.0.1", "--log-facility=-", "--user=root", *answers),
+                stderr=self._log,
+            )
+            self._wait_answering(next(iter(names)))
+        except BaseException:
+            self.close()
+            raise
+
+    def _wait_answering(self, name: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            if subprocess.run(self.inside("getent", "hosts", name), check=False, capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"dnsmasq in {self.netns} does not answer: {self.log_path.read_text()}")
+
+    def inside(self, *argv: str) -> list[str]:
+        """``argv`` run inside the namespace (`ip netns exec` execs it in place: no fork, the same pid)."""
+        return ["ip", "netns", "exec", self.netns, *argv]
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        subprocess.run(["ip", "netns", "del", self.netns], check=False, capture_output=True)
+        with contextlib.suppress(OSError):
+            (self.etc / "resolv.conf").unlink()
+            self.etc.rmdir()
+        self._log.close()
+
+
 class Listener:
     """A loopback TCP server that accepts, sends ``greeting`` (e.g. `exit` to a shell), and holds each connection
     until close() (which hangs them up: a reverse shell on one then sees EOF and exits)."""

@@ -25,16 +25,10 @@ from collector.enrich.cgroups import CgroupResolver, find_cgroup2_mount
 from probes.events import ConnectEvent, ExecEvent, ExitEvent, PayloadEvent
 from probes.layout import ARGS_BUF, ExecFlags
 from probes.tracked import filter_slot
-from tests.kernel.helpers import Collected, loaded_probes
+from tests.kernel.helpers import Collected
 
 pytestmark = pytest.mark.kernel
 LIBC = ctypes.CDLL(None, use_errno=True)  # dup(): Python itself copies fds with fcntl(F_DUPFD_CLOEXEC)
-
-
-@pytest.fixture(scope="module")
-def loaded() -> Iterator[Collected]:
-    with loaded_probes() as collected:
-        yield collected
 
 
 @pytest.fixture
@@ -61,7 +55,7 @@ def _run(argv: list[str], **kw: object) -> int:
 def test_all_sensors_attach(k: Collected) -> None:
     """Every sensor reports every hook attached."""
     assert k.probes.ready
-    assert [s.name for s in k.probes.status] == ["exec", "connect", "payload", "socket"]
+    assert [s.name for s in k.probes.status] == ["exec", "connect", "payload", "dns", "socket"]
     assert all(s.error is None and s.attached for s in k.probes.status)
 
 

@@ -17,6 +17,7 @@ from collector.errors import DecodeError
 from probes.decode import decode
 from probes.events import (
     ConnectEvent,
+    DnsEvent,
     Event,
     ExecEvent,
     ExitEvent,
@@ -32,6 +33,7 @@ from probes.layout import (
     PAYLOAD_MAX,
     RECORDS,
     ConnectRecord,
+    DnsRecord,
     EventHeader,
     EventKind,
     ExecFlags,
@@ -42,7 +44,8 @@ from probes.layout import (
 )
 
 # Every reason decode() may give: the read loop counts by reason, so the set is closed.
-REASONS = {"short_record", "unknown_kind", "bad_size", "exec_args_overrun", "payload_overrun"}
+OVERRUNS = {"exec_args_overrun", "payload_overrun", "dns_overrun"}  # a length field past its record
+REASONS = {"short_record", "unknown_kind", "bad_size", "exec_args_overrun", "payload_overrun", "dns_overrun"}
 EVENT_OF_KIND: dict[int, type[Event]] = {
     EventKind.EXEC: ExecEvent,
     EventKind.EXIT: ExitEvent,
@@ -51,6 +54,7 @@ EVENT_OF_KIND: dict[int, type[Event]] = {
     EventKind.STDIO: StdioEvent,
     EventKind.SOCKET: SocketEvent,
     EventKind.TUN: TunEvent,
+    EventKind.DNS: DnsEvent,
 }
 HEADER_SIZE = ct.sizeof(EventHeader)
 
@@ -425,7 +429,7 @@ def test_random_bytes_only_raise_decode_error(raw: bytes, kind: int | None, fix_
         decoded = decode(raw)
     except DecodeError as exc:
         tally(exc.reason)
-        assert exc.reason == expected if expected else exc.reason in {"exec_args_overrun", "payload_overrun"}
+        assert exc.reason == expected if expected else exc.reason in OVERRUNS
         return
     tally(type(decoded).__name__)
     assert expected is None and type(decoded) is EVENT_OF_KIND[raw[0]]
@@ -437,7 +441,11 @@ def test_random_record_bodies(kind: EventKind, body: bytes, data: st.DataObject)
     raw = bytearray(body)
     raw[0] = kind
     raw[2:4] = len(raw).to_bytes(2, "little") if len(raw) < 65536 else b"\0\0"
-    field = {EventKind.EXEC: ExecRecord.args_len, EventKind.PAYLOAD: PayloadRecord.data_len}.get(kind)
+    field = {
+        EventKind.EXEC: ExecRecord.args_len,
+        EventKind.PAYLOAD: PayloadRecord.data_len,
+        EventKind.DNS: DnsRecord.data_len,
+    }.get(kind)
     tail = len(raw) - RECORDS[kind][1]  # bytes after the fixed part
     if field is not None and data.draw(st.booleans(), label="length fits"):
         raw[field.offset : field.offset + field.size] = data.draw(st.integers(0, tail)).to_bytes(field.size, "little")
@@ -446,7 +454,8 @@ def test_random_record_bodies(kind: EventKind, body: bytes, data: st.DataObject)
         decoded = decode(bytes(raw))
     except DecodeError as exc:
         tally(exc.reason)
-        assert length > tail and exc.reason == {EventKind.EXEC: "exec_args_overrun"}.get(kind, "payload_overrun")
+        overrun = {EventKind.EXEC: "exec_args_overrun", EventKind.DNS: "dns_overrun"}.get(kind, "payload_overrun")
+        assert length > tail and exc.reason == overrun
         return
     tally(type(decoded).__name__)
     assert length <= tail and type(decoded) is EVENT_OF_KIND[kind]

@@ -24,6 +24,7 @@ STRUCTS = {
     "stdio_event": layout.StdioRecord,
     "socket_event": layout.SocketRecord,
     "tun_event": layout.TunRecord,
+    "dns_event": layout.DnsRecord,
 }
 # Each C enum, its Python mirror, and the prefix its enumerators carry in C (EXEC_ARGS_TRUNCATED: ARGS_TRUNCATED).
 ENUMS: dict[str, tuple[type[IntEnum] | type[IntFlag], str]] = {
@@ -32,6 +33,7 @@ ENUMS: dict[str, tuple[type[IntEnum] | type[IntFlag], str]] = {
     "payload_flags": (layout.PayloadFlags, "PAYLOAD_"),
     "payload_syscall": (layout.PayloadSyscall, "SYSCALL_"),
     "stdio_how": (layout.StdioHow, "STDIO_"),
+    "dns_direction": (layout.DnsDirection, "DNS_"),
 }
 NOT_MIRRORED = {"EVENT_KIND_MAX"}  # the lost-records array size, not a kind
 
