@@ -78,10 +78,12 @@ def default_detectors() -> list[Detector]:
     from collector.detect.mining.stratum import StratumDetector
     from collector.detect.reverse_shell.relay import RelayDetector
     from collector.detect.reverse_shell.socket_stdio import SocketStdioDetector
+    from collector.detect.tunnel.icmp import IcmpDetector
     from collector.detect.tunnel.ssh_egress import SshEgressDetector
     from collector.detect.tunnel.ssh_forward import SshForwardDetector
     from collector.detect.tunnel.ssh_reverse import SshReverseDetector
     from collector.detect.tunnel.tool import ToolDetector
+    from collector.detect.tunnel.tun_device import TunDeviceDetector
 
     return [
         StratumDetector(),
@@ -91,4 +93,6 @@ def default_detectors() -> list[Detector]:
         SshEgressDetector(),
         SocketStdioDetector(),
         RelayDetector(),
+        IcmpDetector(),
+        TunDeviceDetector(),
     ]
