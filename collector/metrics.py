@@ -18,6 +18,7 @@ class Metrics:
         self.sink_errors: Counter[str] = Counter()  # by sink
         self.detector_errors: Counter[str] = Counter()  # by rule
         self.socket_lookups: Counter[str] = Counter()  # local ends looked up for alerts, by result
+        self.dns_skipped: Counter[str] = Counter()  # DNS messages that did not parse, by reason
         self.kernel_lost: Callable[[], Mapping[str, int]] = dict  # ring-buffer records lost, by kind
         self.gauges: dict[str, Callable[[], float]] = {}
         self.counters: dict[str, tuple[str, Callable[[], float]]] = {}  # name -> (help, read), kept elsewhere
@@ -47,6 +48,13 @@ class Metrics:
             "Local ends of sockets looked up in /proc for alerts, by result (closed: the socket was gone).",
             "result",
             self.socket_lookups,
+        )
+        family(
+            "dns_skipped_total",
+            "counter",
+            "DNS messages the kernel captured that did not parse (or parsed only in part), by reason.",
+            "reason",
+            self.dns_skipped,
         )
         for name, (help_, label, read_family) in sorted(self.families.items()):
             family(name, "counter", help_, label, read_family())

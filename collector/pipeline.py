@@ -17,13 +17,15 @@ from typing import Any, Protocol
 from collector.alerts.alert import build
 from collector.alerts.clock import Clock
 from collector.detect import Detector, Finding, State, default_detectors, index
+from collector.detect.protocols.dns import DnsError, parse
 from collector.enrich.annotate import CGROUP_IDS_MAX
 from collector.enrich.cache import Bounded
+from collector.enrich.dns_names import DnsNames
 from collector.enrich.process import ProcessTable
 from collector.enrich.sockets import LocalEndLookup, Lookup
 from collector.metrics import Metrics
 from collector.sinks import Sink
-from probes.events import CgroupEvent, ConnectEvent, Event, Kind, PayloadEvent
+from probes.events import CgroupEvent, ConnectEvent, DnsEvent, Event, Kind, PayloadEvent
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class Pipeline:
         self.recorder = recorder
         self.processes = ProcessTable()
         self.cgroup_paths: Bounded[int, str] = Bounded(CGROUP_IDS_MAX)  # as many as the annotator emits
+        self.dns_names = DnsNames()  # address -> the name it answered, from the DNS answers seen
         self.annotate: Callable[[Event], list[Event]] | None = None
         self.local_end: LocalEndLookup | None = None
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []
@@ -80,6 +83,8 @@ class Pipeline:
             self.cgroup_paths[event.cgroup_id] = event.path
             return
         self.processes.apply(event)
+        if isinstance(event, DnsEvent):
+            self._learn(event)
         findings: list[Finding] = []
         for detector in self._detectors[kind]:
             try:
@@ -92,7 +97,20 @@ class Pipeline:
             findings = [dataclasses.replace(f, event=event) for f in findings]
         self._record(event)
         for finding in findings:
-            self._raise(build(finding, self.host, self.clock, self.processes, self.cgroup_paths))
+            self._raise(build(finding, self.host, self.clock, self.processes, self.cgroup_paths, names=self.dns_names))
+
+    def _learn(self, event: DnsEvent) -> None:
+        """Names from an answer, into the cache alerts read network.dns_name from; a message that does not
+        parse is counted by reason (the DNS tunnel rule parses queries itself)."""
+        try:
+            message = parse(event.data)
+        except DnsError as exc:
+            self.metrics.dns_skipped[exc.reason] += 1
+            return
+        if message.cut:
+            self.metrics.dns_skipped["cut"] += 1
+        if event.direction == "answer":
+            self.dns_names.learn(message, event.ktime_ns)
 
     def _with_local_end(self, event: ConnectEvent | PayloadEvent) -> ConnectEvent | PayloadEvent:
         assert self.local_end is not None

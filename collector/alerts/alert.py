@@ -10,8 +10,9 @@ from typing import Any
 from collector.alerts.clock import Clock
 from collector.detect import Finding
 from collector.enrich import cgroups
+from collector.enrich.dns_names import DnsNames
 from collector.enrich.process import Process, ProcessTable
-from probes.events import ConnectEvent, Event, PayloadEvent, RelayEvent, StdioEvent
+from probes.events import ConnectEvent, DnsEvent, Event, PayloadEvent, RelayEvent, StdioEvent
 
 _ALERT_NS = uuid.UUID("5b0c8f4e-6c1e-4f0e-9a57-636f616c6d69")  # fixed: ids are reproducible
 
@@ -32,7 +33,10 @@ def _process_dict(proc: Process | None, event: Event, cgroup: str | None, contai
 _ENDS = ("proto", "saddr", "sport", "daddr", "dport")
 
 
-def _network(event: Event) -> dict[str, Any] | None:
+def _network(event: Event, names: DnsNames | None) -> dict[str, Any] | None:
+    if isinstance(event, DnsEvent):  # the name server asked
+        return {**dict(zip(_ENDS, (event.proto, None, None, event.server, event.port), strict=True)), "sni": None,
+                "dns_name": None}  # fmt: skip
     if isinstance(event, RelayEvent):  # the holder's connection: its own end is not looked up
         ends: tuple[Any, ...] = (None, None, None, event.daddr, event.dport)
     elif isinstance(event, StdioEvent | ConnectEvent | PayloadEvent):
@@ -41,7 +45,9 @@ def _network(event: Event) -> dict[str, Any] | None:
         ends = (event.proto, event.saddr, event.sport, event.daddr, event.dport)
     else:
         return None
-    return {**dict(zip(_ENDS, ends, strict=True)), "sni": None, "dns_name": None}
+    # the name the destination was looked up by, from the DNS answers seen before (collector.enrich.dns_names)
+    name = names.lookup(ends[3], event.ktime_ns) if names is not None else None
+    return {**dict(zip(_ENDS, ends, strict=True)), "sni": None, "dns_name": name}
 
 
 def build(
@@ -50,6 +56,8 @@ def build(
     clock: Clock,
     processes: ProcessTable,
     cgroup_paths: Mapping[int, str],
+    *,
+    names: DnsNames | None = None,
 ) -> dict[str, Any]:
     """One alert; ``cgroup_paths`` maps cgroup ids to paths (from cgroup events)."""
     event = finding.event
@@ -80,7 +88,7 @@ def build(
         "ancestors": [{"pid": p.pid, "comm": p.comm, "exe": p.exe, "args": list(p.args)} for p in lineage],
         "k8s": None,
         "job": {"scheduler": "slurm", "id": job_id} if job_id else None,
-        "network": _network(event),
+        "network": _network(event, names),
         "gpu": None,
         "evidence": finding.evidence,
         "action": {"taken": "none"},

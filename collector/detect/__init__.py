@@ -78,6 +78,7 @@ def default_detectors() -> list[Detector]:
     from collector.detect.mining.stratum import StratumDetector
     from collector.detect.reverse_shell.relay import RelayDetector
     from collector.detect.reverse_shell.socket_stdio import SocketStdioDetector
+    from collector.detect.tunnel.dns import DnsTunnelDetector
     from collector.detect.tunnel.icmp import IcmpDetector
     from collector.detect.tunnel.ssh_egress import SshEgressDetector
     from collector.detect.tunnel.ssh_forward import SshForwardDetector
@@ -95,4 +96,5 @@ def default_detectors() -> list[Detector]:
         RelayDetector(),
         IcmpDetector(),
         TunDeviceDetector(),
+        DnsTunnelDetector(),
     ]

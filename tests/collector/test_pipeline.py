@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from typing import Any
 
 import pytest
@@ -12,9 +13,9 @@ from collector.alerts.clock import Clock
 from collector.detect import Finding, Rule, Severity, State
 from collector.enrich.sockets import LocalEnd, Lookup
 from collector.pipeline import Pipeline
-from probes.events import Event, Kind
+from probes.events import DnsEvent, Event, Kind
 from tests.collector.detect.protocols.test_stratum import XMRIG_LOGIN
-from tests.factories import cgroup_event, exec_event, payload_event, proc_event
+from tests.factories import cgroup_event, common, exec_event, payload_event, proc_event
 
 CID = "3f1b2c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809"
 CLOCK = Clock("boot-1", 1_700_000_000 * 10**9)
@@ -161,3 +162,34 @@ def test_a_failed_socket_lookup_is_counted_and_the_alert_still_goes(result: Look
     counted = "not_listed" if isinstance(result, Exception) else result.value
     assert live.metrics.socket_lookups[counted] == 1
     assert f'coalmine_socket_lookups_total{{result="{counted}"}} 1' in live.metrics.render()
+
+
+def _dns_event(data: bytes, direction: str = "answer", **kw: Any) -> DnsEvent:
+    return DnsEvent(
+        **common(**kw), fd=4, direction=direction, proto="udp", family="ipv4", server="10.96.0.10", port=53,
+        syscall="recvfrom", len_raw=len(data), data=data,
+    )  # fmt: skip
+
+
+# pool.example.test A -> 203.0.113.7, TTL 300: a resolver's answer (RFC 1035 4.1; the answer's name a pointer to 12)
+POOL_ANSWER = (
+    struct.pack("!6H", 0x1234, 0x8180, 1, 1, 0, 0)
+    + b"\x04pool\x07example\x04test\x00\x00\x01\x00\x01"
+    + b"\xc0\x0c\x00\x01\x00\x01" + struct.pack("!IH", 300, 4) + bytes([203, 0, 113, 7])
+)  # fmt: skip
+
+
+def test_connections_carry_the_name_their_address_was_looked_up_by() -> None:
+    """After an answer for pool.example.test, an alert on a connection to its address names it in dns_name;
+    a DNS message that does not parse is counted by reason."""
+    pipeline, sink = _run(
+        [
+            exec_event(["./miner"], exe="/tmp/miner"),
+            _dns_event(POOL_ANSWER),
+            _dns_event(b"\x12\x34", direction="query"),
+            payload_event(XMRIG_LOGIN, daddr="203.0.113.7", ktime_ns=2_000_000_000),
+            payload_event(XMRIG_LOGIN, daddr="203.0.113.8", ktime_ns=3_000_000_000, pid=4343),
+        ]
+    )
+    assert [a["network"]["dns_name"] for a in sink.alerts] == ["pool.example.test", None]
+    assert pipeline.metrics.dns_skipped == {"short_header": 1}
