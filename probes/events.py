@@ -57,6 +57,9 @@ class ExecEvent(Event):
     # in ssh's order, and where each is ("/root/.ssh/config:3"): read at exec (collector.enrich.sshconf).
     ssh_config: tuple[str, ...] = ()
     ssh_config_from: tuple[str, ...] = ()
+    # NAME=value of the environment variables the agent reads at exec, and only those (environments hold
+    # secrets): AUTOSSH_* for autossh (collector.enrich.sshconf). Recorded, so a replay reads the same.
+    environ: tuple[str, ...] = ()
 
     @property
     def args_truncated(self) -> bool:

@@ -69,7 +69,11 @@ class SshConfigReader:
 
     def __call__(self, event: ExecEvent) -> ExecEvent:
         found = target(event)
-        if found is None or found.config == "none":
+        if found is None:
+            return event
+        if found.client == "autossh":
+            event = replace(event, environ=autossh_environ(self._proc, event.tgid))
+        if found.config == "none":
             return event
         try:
             root = rootfs.open_dir(self._proc, event.tgid, "root")
@@ -139,6 +143,21 @@ def _environ_home(proc: str, pid: int) -> str | None:
         if item.startswith(b"HOME="):
             return item[5:].decode("utf-8", "replace") or None
     return None
+
+
+AUTOSSH_PREFIX = "AUTOSSH_"  # autossh(1) ENVIRONMENT: AUTOSSH_PORT, AUTOSSH_PATH, AUTOSSH_GATETIME, ...
+AUTOSSH_MAX = (32, 1024)  # variables kept, characters of each: bounded whatever the environment holds
+
+
+def autossh_environ(proc: str, pid: int) -> tuple[str, ...]:
+    """The AUTOSSH_* variables autossh was exec'd with, as NAME=value, and nothing else of its environment."""
+    try:
+        with open(f"{proc}/{pid}/environ", "rb") as f:
+            data = f.read(ENVIRON_MAX)
+    except OSError:
+        return ()
+    found = [item.decode("utf-8", "backslashreplace") for item in data.split(b"\0") if item.startswith(b"AUTOSSH_")]
+    return tuple(item[: AUTOSSH_MAX[1]] for item in found[: AUTOSSH_MAX[0]])
 
 
 def _match_pattern(name: str, pattern: str) -> bool:

@@ -13,7 +13,7 @@ _FIELDS: dict[type[Event], tuple[str, ...]] = {cls: tuple(f.name for f in fields
 _REQUIRED: dict[type[Event], int] = {
     cls: sum(f.default is MISSING and f.default_factory is MISSING for f in fields(cls)) for cls in EVENT_TYPES.values()
 }
-_TUPLE_FIELDS = frozenset({"args", "ssh_config", "ssh_config_from"})  # msgpack gives lists back
+_TUPLE_FIELDS = frozenset({"args", "ssh_config", "ssh_config_from", "environ"})  # msgpack gives lists back
 # What a field may hold once decoded, by its annotation (probes/events.py uses only these).
 _CHECKS: dict[str, Any] = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),

@@ -57,17 +57,20 @@ def exec_requests(event: ExecEvent) -> tuple[Client, list[Request]] | None:
     if found is None:
         return None
     client, argv = found
-    return client, requests(client, argv, config_lines(event))
+    return client, requests(client, argv, config_lines(event), event.environ)
 
 
-def requests(client: Client, argv: Sequence[str], config: Config = ()) -> list[Request]:
+def requests(
+    client: Client, argv: Sequence[str], config: Config = (), environ: Sequence[str] = ()
+) -> list[Request]:
     """Everything ``argv`` (from argv[0] on), then ``config``, asks ``client`` to open, in that order.
 
     ``config`` is read only by clients that read ssh_config (OpenSSH's -o): after argv, as ssh applies
-    the command line before its files, so argv wins where the first value wins.
+    the command line before its files, so argv wins where the first value wins. ``environ`` (NAME=value)
+    is read by autossh only.
     """
     if client.runs is not None:
-        return _autossh(client, argv, config)
+        return _autossh(client, argv, config, environ)
     if client.style == "words":
         return _words(client, argv)
     if client.style == "argparse":
@@ -417,8 +420,11 @@ def _strtoul(text: str) -> int | None:
         return None
 
 
-def _autossh(client: Client, argv: Sequence[str], config: Config) -> list[Request]:
-    """autossh: its monitor forwards, then the ssh argv it rebuilds (first "--", -M, -f dropped) read as ssh would."""
+def _autossh(client: Client, argv: Sequence[str], config: Config, environ: Sequence[str] = ()) -> list[Request]:
+    """autossh: its monitor forwards, then the ssh argv it rebuilds (first "--", -M, -f dropped) read as ssh would.
+
+    AUTOSSH_PORT in its environment sets the monitor port and overrides -M (autossh(1) ENVIRONMENT; autossh.c
+    get_env_args() reads it first, and `case 'M'` takes optarg only `if (!env_port)`)."""
     assert client.runs is not None
     walked = _getopt(client, argv)
     if walked is None or any(client.options[letter] == "exit" for letter, _v, _s in walked[0]):
@@ -441,6 +447,9 @@ def _autossh(client: Client, argv: Sequence[str], config: Config) -> list[Reques
         elif word := _strip_f(arg, optstring):
             child.append(word)
         i += 1
+    env_port = next((item for item in environ if item.startswith("AUTOSSH_PORT=") and item != "AUTOSSH_PORT="), None)
+    if env_port is not None:  # set and not empty
+        monitor = _monitor(env_port.partition("=")[2], env_port)
     return monitor + requests(CLIENTS[client.runs], child, config)
 
 

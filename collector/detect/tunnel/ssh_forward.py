@@ -64,7 +64,7 @@ RULE = Rule(
         "~/.ssh/config of its uid's home and /etc/ssh/ssh_config, with Include, Host and Match host blocks "
         "for the destination; argv first, first value wins, forwards accumulate), each forward's evidence "
         "naming its file and line; Match criteria other than host/originalhost/all are taken to hold. "
-        "Bypasses: autossh's AUTOSSH_* environment and sshuttle's @FILE arguments (not read yet); a config "
+        "Bypasses: sshuttle's @FILE arguments (not read yet); a config "
         "file over 256 KiB, past 64 files or 16 Include levels, changed between exec and its reading, or a "
         "client gone before it is read; a client copied under another name; SSH libraries; forwards past "
         "the first 4 KiB of argv or added later through a ControlMaster socket."

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
+import shlex
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from typing import Any
 
 from collector.detect import Finding, Rule, Severity, State
 from collector.detect.protocols.tunnel_handshakes import classify
+from collector.detect.tunnel.ssh_argv import exec_requests, first_proxy_command
 from probes.events import Event, ExecEvent, Kind, PayloadEvent
 
 RULE = Rule(
@@ -402,7 +405,7 @@ class ToolDetector:
     def _exec(self, event: ExecEvent) -> list[Finding]:
         found = identify(event)
         if found is None:
-            return []
+            return self._proxy_command(event)
         match, renamed = found
         how = " (renamed binary, by its argv)" if renamed else ""
         summary = f"{event.comm} (pid {event.tgid}) started a tunnelling tool{how}: {match.what}"
@@ -412,6 +415,41 @@ class ToolDetector:
             "mode": match.what,
             "markers": list(match.markers),
             "renamed": renamed,
+            "args_truncated": event.args_truncated,
+        }
+        return [Finding(RULE, event, summary, evidence, match.severity)]
+
+    def _proxy_command(self, event: ExecEvent) -> list[Finding]:
+        """An SSH client whose ProxyCommand (argv or config) runs a tunnelling tool: that tool's rule, raised on
+        the client at its exec (issue 13), before ssh runs the command (the tool's own exec is judged too)."""
+        asked = exec_requests(event)
+        command = first_proxy_command(asked[1]) if asked is not None else None
+        if not command:
+            return []
+        try:
+            words = shlex.split(command)  # ssh runs it with `$SHELL -c "exec COMMAND"` (sshconnect.c)
+        except ValueError:
+            return []  # unbalanced quotes: the shell refuses it too
+        if words[:1] == ["exec"]:
+            words = words[1:]
+        if not words:
+            return []
+        inner = dataclasses.replace(event, filename=words[0], args=tuple(words), exe=None)
+        found = identify(inner)
+        if found is None:
+            return []
+        match, _renamed = found
+        summary = (
+            f"{event.comm} (pid {event.tgid}) connects through a tunnelling tool as its ProxyCommand: "
+            f"{match.what}"
+        )
+        evidence = {
+            "signature": f"{match.tool} as ssh ProxyCommand",
+            "tool": match.tool,
+            "mode": match.what,
+            "markers": list(match.markers),
+            "proxy_command": command,
+            "renamed": False,
             "args_truncated": event.args_truncated,
         }
         return [Finding(RULE, event, summary, evidence, match.severity)]

@@ -233,3 +233,15 @@ def test_a_nul_in_a_passwd_home_is_counted_not_raised(tmp_path: Path) -> None:
     (root / "etc/passwd").write_bytes(b"alice:x:1000:1000::/home/a\0b:/bin/sh\n")
     found, reader = _read(proc, _exec("box"))
     assert found == [("RemoteForward 1 h:1", "/etc/ssh/ssh_config:1")] and reader.skipped == {"unreadable": 1}
+
+
+def test_autossh_keeps_its_autossh_variables_and_nothing_else(tmp_path: Path) -> None:
+    """autossh's exec records its AUTOSSH_* variables (bounded); no other variable, and no other client's."""
+    secret = b"AWS_SECRET_ACCESS_KEY=hunter2\0"
+    env = secret + b"AUTOSSH_PORT=20000\0AUTOSSH_GATETIME=0\0" + b"".join(b"AUTOSSH_X%d=1\0" % i for i in range(40))
+    proc, _ = _tree(tmp_path, {}, environ=env + b"AUTOSSH_LONG=" + b"x" * 5000 + b"\0")
+    reader = SshConfigReader(proc)
+    got = reader(exec_event(["autossh", "-N", "box"], exe="/usr/lib/autossh/autossh", pid=PID)).environ
+    assert got[:2] == ("AUTOSSH_PORT=20000", "AUTOSSH_GATETIME=0") and len(got) == 32
+    assert not any("hunter2" in item for item in got)
+    assert reader(_exec("box")).environ == ()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from itertools import pairwise
 
 import pytest
@@ -154,6 +155,30 @@ def test_autossh_monitor_is_quoted_as_the_ssh_child_will_get_it() -> None:
         {"argv": "-M 20000", "spec": "20000:127.0.0.1:20001", "kind": "remote"},
         {"argv": "-NR 2:l:2", "spec": "2:l:2", "kind": "remote"},  # as autossh passes it on: its -f stripped
     ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "forwards"),
+    [
+        (["autossh", "-N", "host"], ("AUTOSSH_PORT=20000",), [("AUTOSSH_PORT=20000", "20000:127.0.0.1:20001")]),
+        (
+            ["autossh", "-M", "0", "-N", "host"],
+            ("AUTOSSH_GATETIME=0", "AUTOSSH_PORT=30000"),
+            [("AUTOSSH_PORT=30000", "30000:127.0.0.1:30001")],
+        ),
+        (["autossh", "-M", "20000", "-N", "host"], ("AUTOSSH_PORT=0",), []),  # the environment wins: monitoring off
+        (["autossh", "-M", "20000", "-N", "host"], ("AUTOSSH_PORT=",), [("-M 20000", "20000:127.0.0.1:20001")]),
+        (["autossh", "-N", "host"], ("AUTOSSH_PORT=20000:7",), []),  # an echo port: the local half only
+    ],
+)
+def test_autossh_port_from_the_environment(
+    argv: list[str], environ: tuple[str, ...], forwards: list[tuple[str, str]]
+) -> None:
+    """AUTOSSH_PORT sets autossh's monitor loop and overrides -M (an empty one does not), as autossh(1) says."""
+    event = dataclasses.replace(exec_event(argv, exe="/usr/lib/autossh/autossh"), environ=environ)
+    findings = DETECT(event, STATE)
+    got = [(f["argv"], f["spec"]) for f in findings[0].evidence["forwards"]] if findings else []
+    assert got == forwards
 
 
 def test_thousands_of_forwards_quote_the_first_32() -> None:

@@ -418,3 +418,32 @@ def test_huge_argv_is_linear() -> None:
     socat = DETECT(exec_event(["socat", "TCP:" + "a" * 65536, "EXEC:" + "\x00" * 65536], exe="/usr/bin/socat"), STATE)
     assert time.perf_counter() - start < 2.0
     assert finding.level == H and nc[0].level == H and socat[0].level == H
+
+
+@pytest.mark.parametrize(
+    ("command", "tool"),
+    [
+        ("corkscrew 127.0.0.1 3128 %h %p", "corkscrew"),
+        ("exec proxytunnel -p proxy:3128 -d %h:%p", "proxytunnel"),
+        ("cloudflared access ssh --hostname %h", "cloudflared"),
+        ("chisel client http://relay:8080 stdio:%h:%p", "chisel"),
+    ],
+)
+def test_proxy_command_running_a_tool_raises_its_rule(command: str, tool: str) -> None:
+    """ssh -o ProxyCommand=<a tunnelling tool> raises that tool's rule on ssh, quoting the command."""
+    for argv in (["ssh", "-o", f"ProxyCommand={command}", "box"], ["ssh", "-oproxycommand " + command, "box"]):
+        (finding,) = DETECT(exec_event(argv, exe="/usr/bin/ssh"), STATE)
+        assert finding.evidence["tool"] == tool and finding.evidence["proxy_command"] == command
+        assert finding.evidence["signature"] == f"{tool} as ssh ProxyCommand"
+
+
+def test_proxy_command_from_a_config_file_and_benign_ones() -> None:
+    """A ProxyCommand from the recorded config counts too; nc/socat stdio proxies and ssh -W are no tool."""
+    event = dataclasses.replace(
+        exec_event(["ssh", "box"], exe="/usr/bin/ssh"),
+        ssh_config=("ProxyCommand corkscrew proxy 3128 %h %p",),
+        ssh_config_from=("/root/.ssh/config:2",),
+    )
+    assert DETECT(event, STATE)[0].evidence["tool"] == "corkscrew"
+    for command in ("nc -X connect -x proxy:3128 %h %p", "ssh -W %h:%p jump", "socat - PROXY:p:%h:%p", "'unclosed"):
+        assert DETECT(exec_event(["ssh", "-o", f"ProxyCommand={command}", "box"], exe="/usr/bin/ssh"), STATE) == []
