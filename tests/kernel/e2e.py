@@ -226,8 +226,22 @@ def self_signed(workdir: Path) -> tuple[Path, Path]:
     cert, key = workdir / "cert.pem", workdir / "key.pem"
     if not cert.exists():
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
-             "-keyout", str(key), "-out", str(cert)],
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-days",
+                "1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
             check=True,
             capture_output=True,
         )
@@ -323,8 +337,19 @@ class NetnsDns:
             subprocess.run(self.inside("ip", "link", "set", "lo", "up"), check=True)
             answers = [f"--address=/{n}/{a}" for n, a in names.items()]
             self.proc = subprocess.Popen(
-                self.inside("dnsmasq", "-k", "-C", "/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
-                            "--listen-address=127.0.0.1", "--log-facility=-", "--user=root", *answers),
+                self.inside(
+                    "dnsmasq",
+                    "-k",
+                    "-C",
+                    "/dev/null",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--bind-interfaces",
+                    "--listen-address=127.0.0.1",
+                    "--log-facility=-",
+                    "--user=root",
+                    *answers,
+                ),
                 stderr=self._log,
             )
             self._wait_answering(next(iter(names)))
@@ -355,6 +380,69 @@ class NetnsDns:
             (self.etc / "resolv.conf").unlink()
             self.etc.rmdir()
         self._log.close()
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on loopback (RFC 9110 9.3.6) that tunnels only to loopback, and lists what it was
+    asked to reach."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        self.asked: list[str] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
+
+    def _tunnel(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 8192:
+                chunk = conn.recv(1024)
+                if not chunk:
+                    return
+                head += chunk
+            line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+            if len(line) < 2 or line[0] != "CONNECT":
+                conn.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                return
+            host, _, port = line[1].rpartition(":")
+            self.asked.append(line[1])
+            if host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n")  # loopback only
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+            except (OSError, ValueError):
+                conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+                return
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            rest = head.split(b"\r\n\r\n", 1)[1]
+            with upstream:
+                upstream.settimeout(None)
+                if rest:
+                    upstream.sendall(rest)
+                threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
+                _pipe(conn, upstream)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
 
 
 class Listener:

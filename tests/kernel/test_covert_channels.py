@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel.e2e import Agent, UnderSh, free_port, wait_port
+from tests.kernel.e2e import Agent, NetnsDns, UnderSh, free_port, wait_port
 
 pytestmark = pytest.mark.kernel
 
@@ -81,42 +81,89 @@ def test_ping_and_ip_tuntap_are_quiet(agent: Agent) -> None:
 
 
 class Iodine:
-    """iodined serving t1.example.test on 127.0.0.1:53 in a network namespace, and the iodine client there."""
+    """iodined serving t1.example.test in one network namespace, the iodine client in another, joined by a veth
+    pair the test makes (so the tunnel's traffic really crosses DNS): iodined on 10.98.0.1:53, the client's
+    name server."""
 
     def __init__(self, workdir: Path) -> None:
-        self.netns = f"coalmine-iodine-{id(self)}"
-        subprocess.run(["ip", "netns", "add", self.netns], check=True)
-        subprocess.run(self.inside("ip", "link", "set", "lo", "up"), check=True)
+        tag = f"{id(self) % 100000}"
+        self.server_ns, self.client_ns = f"coalmine-iodined-{tag}", f"coalmine-iodine-{tag}"
+        for ns in (self.server_ns, self.client_ns):
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        veth = f"cmv{tag}"
+        subprocess.run(["ip", "link", "add", f"{veth}a", "netns", self.server_ns, "type", "veth", "peer",
+                        f"{veth}b", "netns", self.client_ns], check=True)  # fmt: skip
+        for ns, dev, addr in (
+            (self.server_ns, f"{veth}a", "10.98.0.1/24"),
+            (self.client_ns, f"{veth}b", "10.98.0.2/24"),
+        ):
+            subprocess.run(["ip", "-n", ns, "addr", "add", addr, "dev", dev], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
         self.log = (workdir / "iodined.log").open("w")
         self.server = subprocess.Popen(
-            self.inside("iodined", "-f", "-c", "-l", "127.0.0.1", "-P", "secretpassword", "10.77.0.1",
-                        "t1.example.test"),
+            ["ip", "netns", "exec", self.server_ns, "iodined", "-f", "-c", "-l", "10.98.0.1", "-P", "secretpassword",
+             "10.77.0.1", "t1.example.test"],
             stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         time.sleep(0.5)
         self.client = UnderSh(
-            self.inside("iodine", "-f", "-r", "-P", "secretpassword", "127.0.0.1", "t1.example.test"),
+            ["ip", "netns", "exec", self.client_ns, "iodine", "-f", "-r", "-m", "1000", "-P", "secretpassword",
+             "10.98.0.1", "t1.example.test"],
             stderr=subprocess.DEVNULL,
-        )
+        )  # fmt: skip
 
-    def inside(self, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", self.netns, *argv]
+    def ping_through(self, count: int) -> bool:
+        """Pings iodined's end of the tunnel from the client's: each packet crosses DNS queries."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # the tunnel is up once the client's dns0 has its address
+            up = subprocess.run(["ip", "-n", self.client_ns, "addr"], capture_output=True, text=True, check=False)
+            if "10.77.0." in up.stdout:
+                break
+            time.sleep(0.2)
+        time.sleep(1)  # -m sets the fragment size (no autoprobe): the login is done once dns0 has its address
+        argv = ["ip", "netns", "exec", self.client_ns, "ping", "-c", str(count), "-i", "0.2", "-W", "2", "10.77.0.1"]
+        return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
     def close(self) -> None:
         self.client.stop()
         self.server.terminate()
         self.server.wait(timeout=10)
         self.log.close()
-        subprocess.run(["ip", "netns", "del", self.netns], check=False)
+        for ns in (self.server_ns, self.client_ns):
+            subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 @pytest.mark.skipif(shutil.which("iodined") is None, reason="iodine is not installed (Debian package iodine)")
-def test_iodine_server_and_client_open_tun_devices(agent: Agent, workdir: Path) -> None:
-    """iodined and the iodine client each set up a TUN device: tunnel.tun_device, high, on each pid."""
+def test_iodine_dns_tunnel(agent: Agent, workdir: Path) -> None:
+    """iodined and the iodine client each set up a TUN device (tunnel.tun_device, high, on each pid), and the
+    client's stream of encoded queries under t1.example.test is tunnel.dns, high, on the client's pid."""
     tunnel = Iodine(workdir)
     try:
         server = _alert(agent, "tunnel.tun_device", tunnel.server.pid, timeout=10)
         client = _alert(agent, "tunnel.tun_device", tunnel.client.pid, timeout=15)
         assert server["severity"] == client["severity"] == "high"
+        assert tunnel.ping_through(30), "no ping crossed the DNS tunnel"  # 30 packets: some 40 queries of data
+        dns = _alert(agent, "tunnel.dns", tunnel.client.pid, timeout=15)
+        assert dns["severity"] == "high" and dns["evidence"]["domain"] == "example.test"
+        assert dns["network"]["daddr"] == "10.98.0.1" and dns["network"]["dport"] == 53
     finally:
         tunnel.close()
+
+
+def test_ordinary_lookups_are_quiet(agent: Agent, workdir: Path) -> None:
+    """getent and dig lookups of ordinary names, a few hundred of them, raise no tunnel.dns."""
+    if shutil.which("dnsmasq") is None or shutil.which("dig") is None:
+        pytest.skip("needs dnsmasq and dig (Debian packages dnsmasq-base, bind9-dnsutils)")
+    names = {f"host{i}.corp.example.test": f"10.2.{i // 250}.{i % 250 + 1}" for i in range(300)}
+    dns = NetnsDns(workdir, "lookups", {"corp.example.test": "10.2.0.1"})
+    try:
+        batch = workdir / "names.txt"
+        batch.write_text("\n".join(names) + "\n")
+        dig = subprocess.Popen(dns.inside("dig", "+short", "@127.0.0.1", "-f", str(batch)), stdout=subprocess.DEVNULL)
+        getent = subprocess.Popen(dns.inside("getent", "hosts", "www.corp.example.test"), stdout=subprocess.DEVNULL)
+        assert dig.wait(timeout=60) == 0 and getent.wait(timeout=10) == 0
+        time.sleep(1.5)
+        assert _quiet(agent, {"tunnel.dns"}, {dig.pid, getent.pid}) == []
+    finally:
+        dns.close()

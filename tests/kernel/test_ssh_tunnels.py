@@ -6,6 +6,7 @@ scp, git and `ssh host true` over the same sshd raise nothing at medium or above
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel.e2e import Agent, Sshd, free_port, wait_port
+from tests.kernel.e2e import Agent, ConnectProxy, NetnsSshd, Sshd, free_port, ssh_client_argv, wait_port
 
 pytestmark = pytest.mark.kernel
 
@@ -147,6 +148,94 @@ def test_autossh_remote_forward(agent: Agent, sshd: Sshd, workdir: Path) -> None
         assert child["evidence"]["forwards"] == [forward]
     finally:
         _stop(autossh)
+
+
+def test_autossh_port_from_the_environment(agent: Agent, sshd: Sshd) -> None:
+    """AUTOSSH_PORT=N (no -M) gives autossh's ssh a real remote monitor forward: high on autossh itself, quoting
+    the variable, and on the ssh it starts."""
+    port = free_port()
+    autossh = subprocess.Popen(
+        ["autossh", *sshd.client_argv()[1:], "-N", "-o", "ExitOnForwardFailure=yes", "root@127.0.0.1"],
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "AUTOSSH_PORT": str(port), "AUTOSSH_GATETIME": "0"},
+    )  # fmt: skip
+    try:
+        own = _alert(agent, "tunnel.ssh_reverse", autossh.pid)
+        assert own["severity"] == "high"
+        assert own["evidence"]["forwards"][:1] == [
+            {"argv": f"AUTOSSH_PORT={port}", "spec": f"{port}:127.0.0.1:{port + 1}", "kind": "remote"}
+        ]
+        found = agent.wait_alert(
+            lambda a: a["rule"] == "tunnel.ssh_reverse" and a["ancestors"][0]["pid"] == autossh.pid, 10
+        )
+        assert found is not None and found[0]["severity"] == "high", agent.log_path.read_text()[-2000:]
+        wait_port(port)  # the monitor's local half really listens: autossh passed the forwards on
+    finally:
+        _stop(autossh)
+
+
+@pytest.mark.parametrize(
+    ("command", "tool"),
+    [
+        ("corkscrew 127.0.0.1 {proxy} %h %p", "corkscrew"),
+        ("proxytunnel -q -p 127.0.0.1:{proxy} -d %h:%p", "proxytunnel"),
+        ("ncat --proxy 127.0.0.1:{proxy} --proxy-type http %h %p", None),  # ncat's own CONNECT: no tunnel tool
+    ],
+    ids=["corkscrew", "proxytunnel", "ncat --proxy"],
+)
+def test_ssh_through_an_http_connect_proxy(agent: Agent, sshd: Sshd, command: str, tool: str | None) -> None:
+    """ssh -R through an HTTP CONNECT proxy really forwards and is tunnel.ssh_reverse, high, quoting the
+    ProxyCommand; one that runs a tunnelling tool also raises tunnel.tool on ssh at its exec, and on the tool."""
+    if shutil.which(command.split(maxsplit=1)[0]) is None:
+        pytest.skip(f"{command.split(maxsplit=1)[0]} is not installed")
+    proxy = ConnectProxy()
+    proxy_command = command.replace("{proxy}", str(proxy.port))
+    argv = sshd.client_argv("-N", "-o", "ExitOnForwardFailure=yes", "-o", f"ProxyCommand={proxy_command}",
+                            "-R", "0:127.0.0.1:9", "root@127.0.0.1")  # fmt: skip
+    ssh = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = _until(ssh, lambda t: "Allocated port" in t)
+        assert "Allocated port" in banner, banner
+        assert proxy.asked == [f"127.0.0.1:{sshd.port}"]  # the connection really went through the proxy
+        alert = _alert(agent, "tunnel.ssh_reverse", ssh.pid)
+        assert alert["severity"] == "high" and alert["evidence"]["proxy_command"] == proxy_command
+        if tool is not None:
+            on_ssh = _alert(agent, "tunnel.tool", ssh.pid)
+            assert on_ssh["evidence"]["tool"] == tool and on_ssh["evidence"]["proxy_command"] == proxy_command
+            found = agent.wait_alert(
+                lambda a: a["rule"] == "tunnel.tool" and a["evidence"]["tool"] == tool
+                and ssh.pid in [p["pid"] for p in a["ancestors"]], 10,
+            )  # fmt: skip
+            assert found is not None, agent.log_path.read_text()[-2000:]  # the tool's own exec, under ssh
+        else:
+            time.sleep(1)
+            assert not [a for a in agent.alerts() if a["rule"] == "tunnel.tool" and a["process"]["pid"] == ssh.pid]
+    finally:
+        _stop(ssh)
+        proxy.close()
+
+
+def test_sshuttle_is_a_vpn_over_ssh(agent: Agent, workdir: Path) -> None:
+    """sshuttle -r host SUBNETS (a VPN over ssh) is tunnel.ssh_forward, medium, on its pid; run in a network
+    namespace of the test's, so its firewall rules touch nothing of the host's."""
+    if shutil.which("sshuttle") is None:
+        pytest.skip("sshuttle is not installed (Debian package sshuttle)")
+    (workdir / "sshuttle").mkdir()
+    box = NetnsSshd(workdir / "sshuttle", "sshuttle")
+    try:
+        ssh_cmd = shlex.join(ssh_client_argv(box.key, box.port))  # sshuttle -e: the ssh it runs, host added
+        run = subprocess.Popen(
+            box.inside("sshuttle", "-e", ssh_cmd, "-r", "root@127.0.0.1", "10.99.0.0/24"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            alert = _alert(agent, "tunnel.ssh_forward", run.pid)
+            assert alert["severity"] == "medium" and alert["evidence"]["client"] == "sshuttle"
+        finally:
+            run.terminate()
+            run.wait(timeout=15)
+    finally:
+        box.close()
 
 
 @pytest.mark.skipif(shutil.which("dbclient") is None, reason="needs dropbear's client (Debian dropbear-bin)")

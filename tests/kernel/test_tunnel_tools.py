@@ -147,3 +147,29 @@ def test_netcat_and_socat_everyday_use_is_quiet(agent: Agent) -> None:
         listener.close()
     time.sleep(1.5)
     assert [a for a in agent.alerts() if a["process"]["pid"] in quiet] == []
+
+
+@pytest.mark.skipif(shutil.which("htc") is None, reason="httptunnel is not installed (Debian package httptunnel)")
+def test_httptunnel_client_is_high(agent: Agent) -> None:
+    """htc carrying a TCP stream to hts over HTTP on loopback is named (a covert transport), high, on its pid."""
+    backend = Listener()
+    hts_port, local = free_port(), free_port()
+    argv = ["hts", "-w", "-F", f"127.0.0.1:{backend.port}", str(hts_port)]  # -w: no daemon, so the test stops it
+    server = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+    run = None
+    try:
+        wait_port(hts_port)
+        run = UnderSh(["htc", "-w", "-F", str(local), f"127.0.0.1:{hts_port}"], stderr=subprocess.DEVNULL)
+        alert = _alert(agent, run.pid)
+        assert alert["severity"] == "high" and alert["evidence"]["tool"] == "httptunnel"
+        _assert_lineage(alert, run)
+        wait_port(local)
+        with socket.create_connection(("127.0.0.1", local), timeout=5) as s:
+            s.sendall(b"through http\n")
+        assert backend.accepted.wait(10)  # the stream really crossed the HTTP tunnel
+    finally:
+        if run is not None:
+            run.stop()
+        server.terminate()
+        server.wait(timeout=10)
+        backend.close()
