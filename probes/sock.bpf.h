@@ -15,28 +15,36 @@ static __always_inline u64 sock_key(u32 fd)
 	return tracked_key(current_tgid(), fd);
 }
 
-/* This process's `fd`'s struct sock, or 0 when the fd holds no socket: its file's private data is a struct
-   socket that points back at the file (other files keep other objects there). Three reads. */
-static __always_inline void *fd_sock(u32 fd)
+/* The struct sock of an open `file`, or 0 when it is no socket: its private data is a struct socket that
+   points back at the file (other files keep other objects there). Two reads. */
+static __always_inline void *file_sock(void *file)
 {
-	u32 size;
-	void *fdt = current_fdt(&size), **fds, *file = 0, *sock = 0;
+	void *sock = 0;
 	struct {
 		void *file;
 		void *sk;
 	} socket = {};
 
 	_Static_assert(SOCKET_SK_OFF == SOCKET_FILE_OFF + 8, "struct socket: file, then sk");
-	if (!fdt || fd >= size)
-		return 0;
-	fds = KFIELD(void **, fdt, FDT_FD_OFF);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
-		return 0;
 	if (bpf_probe_read_kernel(&sock, sizeof(sock), file + FILE_PRIVATE_DATA_OFF) || !sock)
 		return 0;
 	if (bpf_probe_read_kernel(&socket, sizeof(socket), sock + SOCKET_FILE_OFF) || socket.file != file)
 		return 0;
 	return socket.sk;
+}
+
+/* This process's `fd`'s struct sock, or 0 when the fd holds no socket. Three reads. */
+static __always_inline void *fd_sock(u32 fd)
+{
+	u32 size;
+	void *fdt = current_fdt(&size), **fds, *file = 0;
+
+	if (!fdt || fd >= size)
+		return 0;
+	fds = KFIELD(void **, fdt, FDT_FD_OFF);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	return file_sock(file);
 }
 
 /* Whether sk is a TCP socket that has never connected (TCP_CLOSE). */
@@ -120,15 +128,29 @@ static __always_inline int fd_is_inet(u32 fd)
 	return sock_inet_family(fd_sock(fd)) != 0;
 }
 
-/* Bit i set when this process's fd i (0..2) holds an IPv4/IPv6 socket. */
+/* Bit i set when this process's fd i (0..2) holds an IPv4/IPv6 socket: the three file pointers in one read,
+   and a file on two of them (stdout and stderr, most often) looked at once. */
 static __always_inline u8 stdio_inet_fds(void)
 {
+	u32 size = 0;
+	void *fdt = current_fdt(&size), *files[STDIO_FDS] = {};
 	u8 fds = 0;
 
+	if (!fdt || size < STDIO_FDS) /* never: a table has room for NR_OPEN_DEFAULT (BITS_PER_LONG) fds */
+		return 0;
+	if (bpf_probe_read_kernel(files, sizeof(files), KFIELD(void **, fdt, FDT_FD_OFF)))
+		return 0;
 #pragma unroll
-	for (u32 i = 0; i < STDIO_FDS; i++)
-		if (fd_is_inet(i))
+	for (u32 i = 0; i < STDIO_FDS; i++) {
+		if (!files[i])
+			continue;
+		if (i > 0 && files[i] == files[i - 1]) {
+			fds |= (fds >> (i - 1) & 1) << i;
+			continue;
+		}
+		if (sock_inet_family(file_sock(files[i])))
 			fds |= 1 << i;
+	}
 	return fds;
 }
 
