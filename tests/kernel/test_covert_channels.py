@@ -167,3 +167,21 @@ def test_ordinary_lookups_are_quiet(agent: Agent, workdir: Path) -> None:
         assert _quiet(agent, {"tunnel.dns"}, {dig.pid, getent.pid}) == []
     finally:
         dns.close()
+
+
+def test_a_tunnel_services_rendezvous_lookup_is_named(agent: Agent, workdir: Path) -> None:
+    """Looking up a name under trycloudflare.com (cloudflared's quick tunnels) is tunnel.tool, medium, on the
+    process that asked (glibc's resolver, through dnsmasq in a namespace of the test's)."""
+    if shutil.which("dnsmasq") is None:
+        pytest.skip("needs dnsmasq (Debian package dnsmasq-base)")
+    dns = NetnsDns(workdir, "rendezvous", {"trycloudflare.com": "10.3.0.1"})
+    try:
+        argv = dns.inside("getent", "hosts", "calm-river-7.trycloudflare.com")
+        getent = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        out, _ = getent.communicate(timeout=10)
+        assert b"10.3.0.1" in out
+        alert = _alert(agent, "tunnel.tool", getent.pid)
+        assert alert["severity"] == "medium" and alert["evidence"]["tool"] == "cloudflared"
+        assert alert["evidence"]["domain"] == "trycloudflare.com" and alert["network"]["daddr"] == "127.0.0.1"
+    finally:
+        dns.close()

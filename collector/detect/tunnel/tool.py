@@ -8,15 +8,17 @@ import posixpath
 import re
 import shlex
 import tomllib
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from collector.detect import Finding, Rule, Severity, State
+from collector.detect.protocols.dns import DnsError, parse, type_name
 from collector.detect.protocols.tunnel_handshakes import classify
 from collector.detect.tunnel.ssh_argv import exec_requests, first_proxy_command
-from probes.events import Event, ExecEvent, Kind, PayloadEvent
+from probes.events import DnsEvent, Event, ExecEvent, Kind, PayloadEvent
 
 RULE = Rule(
     id="tunnel.tool",
@@ -35,10 +37,15 @@ RULE = Rule(
         "on sockets high; relays, local forwards and tunnel servers medium. Known false positives: sanctioned "
         "tunnels (support access, demos with ngrok or cloudflared), socat relays in test harnesses. Bypasses: a "
         "renamed binary whose mode is in a config file (frpc, rathole, stunnel), tools not in the catalogue, "
-        "markers past the first 4 KiB of argv, handshakes inside TLS, rendezvous domains (no DNS/SNI sensor yet)."
+        "markers past the first 4 KiB of argv, handshakes inside TLS. Also, medium, a DNS query for a name under "
+        "a tool's rendezvous domain (ngrok's connect.ngrok-agent.com, cloudflared's argotunnel.com and "
+        "trycloudflare.com, bore.pub, loca.lt, devtunnels.ms, ...: `domains` in the data file), by any process: "
+        "a renamed tool, or a client of someone's tunnel (a browser opening a trycloudflare.com link is a known "
+        "false positive); one finding per process and tool. Names resolved over DNS-over-HTTPS or from a hosts "
+        "file, and TLS SNI (no sensor yet), are not seen."
     ),
     tags=("maturity_stable", "host", "container", "process", "network", "mitre_command_and_control", "T1572"),
-    consumes=frozenset({Kind.EXEC, Kind.PAYLOAD}),
+    consumes=frozenset({Kind.EXEC, Kind.PAYLOAD, Kind.DNS}),
 )
 
 # argv is at most probes.layout.ARGS_BUF (4 KiB) from the kernel; replays and tests may carry more.
@@ -169,6 +176,17 @@ def _index() -> tuple[dict[str, Entry], tuple[tuple[int, Tool], ...]]:
 
 # Every exec on the node is looked up: a dict, not a scan of the catalogue (bench/run.py's throughput).
 _BY_NAME, _PREFIXED = _index()
+_BY_DOMAIN: dict[str, Tool] = {d.lower().rstrip("."): t for t in TOOLS for d in t.domains}
+DOMAIN_SEEN_MAX = 4096  # (process, tool) pairs a rendezvous lookup was raised for: oldest forgotten first
+
+
+def rendezvous(name: str) -> tuple[str, Tool] | None:
+    """The rendezvous domain ``name`` is or is under, and its tool: a suffix match on whole labels."""
+    labels = name.lower().rstrip(".").split(".")
+    for i in range(len(labels)):
+        if tool := _BY_DOMAIN.get(".".join(labels[i:])):
+            return ".".join(labels[i:]), tool
+    return None
 _TOOL_ORDER = {id(t): i for i, t in enumerate(TOOLS)}
 
 
@@ -395,11 +413,48 @@ def _named(match: Match | None) -> tuple[Match, bool] | None:
 class ToolDetector:
     rule = RULE
 
+    def __init__(self) -> None:
+        self._looked_up: OrderedDict[tuple[int, str], None] = OrderedDict()
+
     def detect(self, event: Event, state: State) -> list[Finding]:
         if isinstance(event, ExecEvent):
             return self._exec(event)
         if isinstance(event, PayloadEvent):
             return self._payload(event, state)
+        if isinstance(event, DnsEvent) and event.direction == "query":
+            return self._lookup(event)
+        return []
+
+    def _lookup(self, event: DnsEvent) -> list[Finding]:
+        try:
+            questions = parse(event.data).questions
+        except DnsError:
+            return []  # counted by the pipeline
+        for question in questions:
+            found = rendezvous(question.name)
+            if found is None:
+                continue
+            domain, tool = found
+            key = (event.tgid, tool.id)
+            if key in self._looked_up:
+                self._looked_up.move_to_end(key)
+                return []
+            self._looked_up[key] = None
+            while len(self._looked_up) > DOMAIN_SEEN_MAX:
+                self._looked_up.popitem(last=False)
+            summary = (
+                f"{event.comm} (pid {event.tgid}) looked up {question.name}, under {tool.id}'s rendezvous domain "
+                f"{domain}"
+            )
+            evidence = {
+                "signature": f"{tool.id} rendezvous domain",
+                "tool": tool.id,
+                "query": question.name,
+                "qtype": type_name(question.qtype),
+                "domain": domain,
+                "server": event.server,
+            }
+            return [Finding(RULE, event, summary, evidence, Severity.MEDIUM)]
         return []
 
     def _exec(self, event: ExecEvent) -> list[Finding]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 import time
 import tomllib
 from importlib import resources
@@ -16,8 +17,8 @@ from collector.detect import Severity, State, default_detectors
 from collector.detect.protocols.tunnel_handshakes import HANDSHAKES, Handshake, classify
 from collector.detect.tunnel.tool import SOCAT, TOOLS, ToolDetector, identify
 from collector.enrich.process import ProcessTable
-from probes.events import Kind
-from tests.factories import exec_event, payload_event, proc_event
+from probes.events import DnsEvent, Kind
+from tests.factories import common, exec_event, payload_event, proc_event
 
 STATE = State(ProcessTable())
 DETECT = ToolDetector().detect
@@ -323,10 +324,54 @@ def test_stunnel_client_mode_is_its_client_hello() -> None:
     assert (finding.evidence["tool"], finding.evidence["handshake"], finding.level) == ("stunnel", "stunnel-client", M)
 
 
-def test_registered_for_exec_and_payload() -> None:
-    """The detector is in the default set and is offered exec and payload events."""
+def test_registered_for_exec_payload_and_dns() -> None:
+    """The detector is in the default set and is offered exec, payload and DNS events."""
     (tool,) = [d for d in default_detectors() if d.rule.id == "tunnel.tool"]
-    assert tool.rule.consumes == {Kind.EXEC, Kind.PAYLOAD}
+    assert tool.rule.consumes == {Kind.EXEC, Kind.PAYLOAD, Kind.DNS}
+
+
+def _query(name: str, pid: int = 4242, qtype: int = 1) -> DnsEvent:
+    """A query for ``name`` as a stub resolver sends it (RFC 1035 4.1: header, one question)."""
+    qname = b"".join(bytes([len(label)]) + label.encode() for label in name.rstrip(".").split(".")) + b"\0"
+    data = struct.pack("!6H", 0x4242, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", qtype, 1)
+    return DnsEvent(**common(pid=pid), fd=5, direction="query", proto="udp", family="ipv4", server="10.96.0.10",
+                    port=53, syscall="sendmmsg", len_raw=len(data), data=data)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "tool", "domain"),
+    [
+        ("connect.ngrok-agent.com", "ngrok", "connect.ngrok-agent.com"),
+        ("Region1.v2.ArgoTunnel.com", "cloudflared", "argotunnel.com"),  # any case (RFC 4343)
+        ("random-words-here.trycloudflare.com", "cloudflared", "trycloudflare.com"),
+        ("bore.pub", "bore", "bore.pub"),
+        ("fuzzy-cat-12.loca.lt", "localtunnel", "loca.lt"),
+        ("abc123-8000.euw.devtunnels.ms", "vscode-tunnel", "devtunnels.ms"),
+    ],
+)
+def test_rendezvous_domain_lookup_is_medium(name: str, tool: str, domain: str) -> None:
+    """A query for a name under a tool's rendezvous domain is tunnel.tool, medium, once per process and tool."""
+    detector = ToolDetector()
+    (finding,) = detector.detect(_query(name), STATE)
+    assert finding.level is Severity.MEDIUM and finding.evidence["tool"] == tool
+    assert finding.evidence["domain"] == domain and finding.evidence["qtype"] == "A"
+    assert detector.detect(_query(name, qtype=28), STATE) == []  # its AAAA twin
+    assert len(detector.detect(_query(name, pid=4343), STATE)) == 1  # another process
+
+
+@pytest.mark.parametrize(
+    "name", ["ngrok.com", "notbore.pub", "trycloudflare.com.evil.example", "example.com", "argotunnel.co"]
+)
+def test_other_names_are_no_rendezvous(name: str) -> None:
+    """Names that only look alike (another label, a prefix, a longer suffix) raise nothing."""
+    assert ToolDetector().detect(_query(name), STATE) == []
+
+
+def test_answers_and_garbage_are_ignored() -> None:
+    """An answer, or a query that does not parse, raises nothing here."""
+    event = dataclasses.replace(_query("bore.pub"), direction="answer")
+    assert ToolDetector().detect(event, STATE) == []
+    assert ToolDetector().detect(dataclasses.replace(event, direction="query", data=b"\x00"), STATE) == []
 
 
 def test_catalogue_cites_its_sources() -> None:
