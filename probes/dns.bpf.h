@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The DNS record, as the send side (payload.bpf.c) and the receive side (dns.bpf.c) fill it. */
+/* The DNS record, as the DNS sensor's send and receive sides (payload.bpf.c) fill it. */
 #ifndef COALMINE_DNS_BPF_H
 #define COALMINE_DNS_BPF_H
 

@@ -66,6 +66,7 @@ class Probes:
         self._forget: ProgramRunner | None = None
         self.status: list[SensorStatus] = []
         self._bpf: list[Any] = []
+        self._modules: dict[str, Any] = {}  # source file -> its compiled module
         self._hooks: list[tuple[Any, str, str]] = []  # (bpf, tracepoint, function) attached
         self._attached = False
         self._common: Any = None
@@ -120,15 +121,19 @@ class Probes:
         self._attached = True
 
     def _load_sensor(self, BPF: Any, sensor: Sensor, flags: list[str], status: SensorStatus) -> None:
-        """Compile one sensor and attach its hooks; a failure goes in ``status.error``."""
-        try:
-            bpf = BPF(src_file=bytes(PROBES_DIR / sensor.source), cflags=flags)
-        except Exception as exc:
-            status.error = f"{sensor.source}: compile or load failed: {exc}"
-            return
-        finally:
-            release_compiler_memory()  # each compile's peak, not their sum
-        self._bpf.append(bpf)
+        """Compile one sensor's source (once: sensors that share a source share its module) and attach its
+        hooks; a failure goes in ``status.error``."""
+        bpf = self._modules.get(sensor.source)
+        if bpf is None:
+            try:
+                bpf = BPF(src_file=bytes(PROBES_DIR / sensor.source), cflags=flags)
+            except Exception as exc:
+                status.error = f"{sensor.source}: compile or load failed: {exc}"
+                return
+            finally:
+                release_compiler_memory()  # each compile's peak, not their sum
+            self._bpf.append(bpf)
+            self._modules[sensor.source] = bpf
         for tp, fn in sensor.hooks + present_optional(sensor):
             try:
                 bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
@@ -250,6 +255,7 @@ class Probes:
             except Exception as exc:  # cleanup is best effort: the process is leaving
                 log.debug("bcc cleanup: %s", exc)
         self._bpf.clear()
+        self._modules.clear()
         self._hooks.clear()
         self._common = None
         self._connect = None

@@ -11,7 +11,7 @@ from probes import tracefs
 @dataclass(frozen=True, slots=True)
 class Sensor:
     name: str
-    source: str
+    source: str  # sensors that name the same source share one compile (probes/loader.py)
     hooks: tuple[tuple[str, str], ...]  # (category:tracepoint, function)
     purpose: str
     # Hooks on tracepoints some architectures lack (arm64 has no dup2): attached where tracefs has them,
@@ -61,8 +61,8 @@ SENSORS: tuple[Sensor, ...] = (
         "the first bytes sent on each connected socket; DNS queries",
     ),
     Sensor(
-        "dns",  # reads the `tracked` map that connect exports, like payload
-        "dns.bpf.c",
+        "dns",  # compiled with payload: one module (each keeps its compiler state: the agent's memory peak)
+        "payload.bpf.c",
         (
             ("syscalls:sys_enter_read", "on_enter_read"),
             ("syscalls:sys_exit_read", "on_exit_read"),
@@ -74,8 +74,8 @@ SENSORS: tuple[Sensor, ...] = (
         "DNS answers received on sockets that sent to port 53",
     ),
     Sensor(
-        "socket",
-        "socket.bpf.c",
+        "socket",  # compiled with connect, for the same reason
+        "connect.bpf.c",
         (
             ("syscalls:sys_enter_socket", "on_enter_socket"),  # raw and ICMP sockets (ICMP tunnels)
             ("syscalls:sys_exit_socket", "on_exit_socket"),

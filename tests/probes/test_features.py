@@ -112,17 +112,18 @@ _DUMP = textwrap.dedent(
     flags = cflags()
     common = BPF(src_file=bytes(PROBES_DIR / "common.bpf.c"), cflags=flags)
     flags.append(f"-DEVENTS_MAP_FD={common[b'events'].map_fd}")
-    modules = [("clock sampler", common, set())]
-    for s in SENSORS:
-        hooks = {fn for _tp, fn in s.hooks + s.optional}
-        modules.append((s.name, BPF(src_file=bytes(PROBES_DIR / s.source), cflags=flags), hooks))
-    for owner, bpf, hooks in modules:
+    modules = [("clock sampler", common, {})]
+    for source in dict.fromkeys(s.source for s in SENSORS):  # sensors sharing a source share its module
+        sharing = [s for s in SENSORS if s.source == source]
+        hooks = {fn.encode(): s.name for s in sharing for _tp, fn in s.hooks + s.optional}
+        modules.append((sharing[0].name, BPF(src_file=bytes(PROBES_DIR / source), cflags=flags), hooks))
+    for first, bpf, hooks in modules:
         for i in range(lib.bpf_num_functions(bpf.module)):
             fn = lib.bpf_function_name(bpf.module, i)
             code = bpf.dump_func(fn)
             insns = [struct.unpack_from("<BBhi", code, o) for o in range(0, len(code), 8)]
             print(json.dumps({
-                "owner": owner, "fn": fn.decode(), "tracepoint": fn.decode() in hooks,
+                "owner": hooks.get(fn, first), "fn": fn.decode(), "tracepoint": fn in hooks,
                 "helpers": sorted({imm for code, regs, _off, imm in insns if code == 0x85 and regs >> 4 == 0}),
                 "atomics": sorted({imm & 0xFF for code, _r, _o, imm in insns if code & 0xE7 == 0xC3}),
             }))
