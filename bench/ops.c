@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Times the syscall workloads the agent hooks: ns per operation, one line per op.
-// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec | close_badfd | getppid | write_devnull
+// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec | udp_sendto | close_badfd | getppid |
+//                                write_devnull
 // prints: wall-clock ns/op, CPU ns/op
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -50,7 +51,8 @@ static long long now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s connect|connect_write|fork_exec|close_badfd|getppid|write_devnull ITERATIONS\n",
+		fprintf(stderr,
+			"usage: %s connect|connect_write|fork_exec|udp_sendto|close_badfd|getppid|write_devnull ITERATIONS\n",
 			argv[0]);
 		return 2;
 	}
@@ -80,6 +82,28 @@ int main(int argc, char **argv)
 		for (long i = 0; i < n; i++)
 			if (write(fd, payload, sizeof(payload)) != sizeof(payload))
 				return 1;
+		printf("%.1f %.1f\n", (double)(now_ns() - t0) / n, (double)(cpu_ns() - c0) / n);
+		return 0;
+	}
+	if (strcmp(op, "udp_sendto") == 0) { /* the DNS sensor's send path: sendto() with an address, not port 53 */
+		socklen_t len = sizeof(addr);
+		int sink = socket(AF_INET, SOCK_DGRAM, 0), fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (bind(sink, (struct sockaddr *)&addr, sizeof(addr)) || getsockname(sink, (struct sockaddr *)&addr, &len)) {
+			perror("bind");
+			return 1;
+		}
+		long long t0 = now_ns(), c0 = cpu_ns();
+		for (long i = 0; i < n; i++) {
+			if (sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&addr, sizeof(addr)) != sizeof(payload)) {
+				perror("sendto");
+				return 1;
+			}
+			if (i % 64 == 63) { /* drain the receiver now and then, so its buffer never drops (no ENOBUFS path) */
+				char buf[64];
+				while (recv(sink, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+					;
+			}
+		}
 		printf("%.1f %.1f\n", (double)(now_ns() - t0) / n, (double)(cpu_ns() - c0) / n);
 		return 0;
 	}
