@@ -344,10 +344,7 @@ static __always_inline void enter_dup_any(u32 oldfd, u64 lowest, u8 how)
 	call->stdio = stdio;
 	call->how = how;
 	call->oldfd = oldfd;
-	if (!call->armed) {
-		call->armed = 1;
-		__sync_fetch_and_add(armed, 1);
-	}
+	arm(&call->armed, armed);
 }
 
 static __always_inline void exit_dup_any(long ret)
@@ -359,10 +356,8 @@ static __always_inline void exit_dup_any(long ret)
 	if (!armed || !*armed)
 		return;
 	call = dup_calls.task_storage_get(bpf_get_current_task_btf(), 0, 0);
-	if (!call || !call->armed)
+	if (!call || !disarm(&call->armed, armed))
 		return;
-	call->armed = 0;
-	__sync_fetch_and_add(armed, -1);
 	if (ret < 0)
 		return;
 	if (call->track)
@@ -514,10 +509,7 @@ int on_enter_socket(struct tracepoint__syscalls__sys_enter_socket *args)
 	call->family = args->family;
 	call->type = args->type & SOCK_TYPE_MASK;
 	call->protocol = args->protocol;
-	if (!call->armed) {
-		call->armed = 1;
-		__sync_fetch_and_add(armed, 1);
-	}
+	arm(&call->armed, armed);
 	return 0;
 }
 
@@ -530,10 +522,8 @@ int on_exit_socket(struct tracepoint__syscalls__sys_exit_socket *args)
 	if (!armed || !*armed)
 		return 0;
 	call = socket_calls.task_storage_get(bpf_get_current_task_btf(), 0, 0);
-	if (!call || !call->armed)
+	if (!call || !disarm(&call->armed, armed))
 		return 0;
-	call->armed = 0;
-	__sync_fetch_and_add(armed, -1);
 	struct socket_event *e = events.ringbuf_reserve(sizeof(*e));
 	if (!e) {
 		drop(EVENT_SOCKET);

@@ -464,7 +464,7 @@ struct dns_read {
 	struct tracked_sock server;
 	s32 fd;
 	u8 syscall;
-	u8 armed;
+	u32 armed;
 };
 
 BPF_TASK_STORAGE(dns_reads, struct dns_read);
@@ -511,10 +511,7 @@ static __always_inline void enter_read(u32 fd, const void *buf, const void *addr
 	call->server = server;
 	call->fd = fd;
 	call->syscall = syscall;
-	if (!call->armed) {
-		call->armed = 1;
-		__sync_fetch_and_add(armed, 1);
-	}
+	arm(&call->armed, armed);
 }
 
 static __always_inline void exit_read(long ret)
@@ -527,10 +524,8 @@ static __always_inline void exit_read(long ret)
 	if (!armed || !*armed)
 		return;
 	call = dns_reads.task_storage_get(bpf_get_current_task_btf(), 0, 0);
-	if (!call || !call->armed)
+	if (!call || !disarm(&call->armed, armed))
 		return;
-	call->armed = 0;
-	__sync_fetch_and_add(armed, -1);
 	if (ret <= 0)
 		return;
 	/* an unconnected socket's answer names its source: the name server it came from */

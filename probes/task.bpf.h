@@ -122,4 +122,30 @@ static __always_inline void fill_exit_header(struct event_header *h)
 	h->cgroup_id = 0;
 }
 
+/*
+ * A syscall seen at entry and finished at exit (dup(), fcntl(), socket(),
+ * a DNS socket's read) keeps what its exit needs in task-local storage,
+ * with an `armed` flag there and a node-wide count of the threads armed: an
+ * exit hook on a syscall every process makes reads the count first and
+ * returns when it is 0, without a storage lookup. arm() and disarm() keep
+ * flag and count in step.
+ */
+static __always_inline void arm(u32 *flag, u64 *count)
+{
+	if (!*flag) {
+		*flag = 1;
+		__sync_fetch_and_add(count, 1);
+	}
+}
+
+/* 1 when the flag was set (the exit has work to do), and clears it. */
+static __always_inline int disarm(u32 *flag, u64 *count)
+{
+	if (!*flag)
+		return 0;
+	*flag = 0;
+	__sync_fetch_and_add(count, -1);
+	return 1;
+}
+
 #endif /* COALMINE_TASK_BPF_H */

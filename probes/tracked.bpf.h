@@ -147,18 +147,6 @@ static __always_inline int tracked_insert(struct tracked_set *set, u64 key, cons
 	return 0;
 }
 
-/* The way's socket, copied without taking it (a DNS socket stays tracked until close). */
-static __always_inline void tracked_peek(const struct tracked_set *set, u32 i, struct tracked_sock *out)
-{
-	if (i >= TRACKED_WAYS)
-		return;
-	out->family = set->family[i];
-	out->dport = set->dport[i];
-	out->exec_id = set->exec_id[i];
-	out->shared = set->shared[i];
-	out->write_seq = set->write_seq[i];
-	__builtin_memcpy(out->daddr, &set->daddr[i * 16], 16);
-}
 
 /*
  * The hot-path filter in front of `tracked`: one page of counters, one per
@@ -211,6 +199,19 @@ counted:
 	return 1;
 }
 
+/* The way's socket, copied without taking it (a DNS socket stays tracked until close). */
+static __always_inline void tracked_peek(const struct tracked_set *set, u32 i, struct tracked_sock *out)
+{
+	if (i >= TRACKED_WAYS)
+		return;
+	out->family = set->family[i];
+	out->dport = set->dport[i];
+	out->exec_id = set->exec_id[i];
+	out->shared = set->shared[i];
+	out->write_seq = set->write_seq[i];
+	__builtin_memcpy(out->daddr, &set->daddr[i * 16], 16);
+}
+
 /*
  * Free way i of `set`, which holds `key`: 1 when this call freed it. With
  * `out`, copy where the socket went first, holding the way busy meanwhile
@@ -225,12 +226,7 @@ static __always_inline int tracked_take_at(struct tracked_set *set, u32 i, u64 k
 		return __sync_val_compare_and_swap(&set->key[i], key, 0) == key;
 	if (__sync_val_compare_and_swap(&set->key[i], key, key | TRACKED_BUSY) != key)
 		return 0; /* another thread took it first */
-	out->family = set->family[i];
-	out->dport = set->dport[i];
-	out->exec_id = set->exec_id[i];
-	out->shared = set->shared[i];
-	out->write_seq = set->write_seq[i];
-	__builtin_memcpy(out->daddr, &set->daddr[i * 16], 16);
+	tracked_peek(set, i, out);
 	__sync_lock_test_and_set(&set->key[i], 0);
 	return 1;
 }

@@ -121,7 +121,36 @@ class Agent:
         return self.proc.returncode
 
 
-class FakePool:
+class LoopbackServer:
+    """A TCP server on a free 127.0.0.1 port that hands each connection to ``handle`` in a thread of its own."""
+
+    def __init__(self, backlog: int = 16) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(backlog)
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.on_accept(conn)
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def on_accept(self, conn: socket.socket) -> None:
+        """Called in the accepting thread, before ``handle`` starts."""
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class FakePool(LoopbackServer):
     """A loopback mining pool: answers Stratum subscribe and CryptoNote login like a real one."""
 
     REPLIES: ClassVar[dict[str, bytes]] = {
@@ -132,22 +161,10 @@ class FakePool:
     }
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = int(self.sock.getsockname()[1])
         self.received: list[bytes] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
-
-    def _client(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as reader:
             line = reader.readline()
             self.received.append(line)
@@ -155,9 +172,6 @@ class FakePool:
                 if f'"{method}"'.encode() in line:
                     conn.sendall(reply)
             conn.recv(1)  # until the client hangs up
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def sshd_files(workdir: Path, port: int, *, log_level: str) -> Path:
@@ -382,27 +396,15 @@ class NetnsDns:
         self._log.close()
 
 
-class ConnectProxy:
+class ConnectProxy(LoopbackServer):
     """An HTTP CONNECT proxy on loopback (RFC 9110 9.3.6) that tunnels only to loopback, and lists what it was
     asked to reach."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = int(self.sock.getsockname()[1])
         self.asked: list[str] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._tunnel, args=(conn,), daemon=True).start()
-
-    def _tunnel(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         with conn:
             head = b""
             while b"\r\n\r\n" not in head and len(head) < 8192:
@@ -433,9 +435,6 @@ class ConnectProxy:
                 threading.Thread(target=_pipe, args=(upstream, conn), daemon=True).start()
                 _pipe(conn, upstream)
 
-    def close(self) -> None:
-        self.sock.close()
-
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:
     with contextlib.suppress(OSError):
@@ -445,31 +444,21 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
         dst.shutdown(socket.SHUT_WR)
 
 
-class Listener:
+class Listener(LoopbackServer):
     """A loopback TCP server that accepts, sends ``greeting`` (e.g. `exit` to a shell), and holds each connection
     until close() (which hangs them up: a reverse shell on one then sees EOF and exits)."""
 
     def __init__(self, greeting: bytes = b"") -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = int(self.sock.getsockname()[1])
         self.greeting = greeting
         self.accepted = threading.Event()
         self._conns: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(backlog=8)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self._conns.append(conn)
-            self.accepted.set()
-            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+    def on_accept(self, conn: socket.socket) -> None:
+        self._conns.append(conn)
+        self.accepted.set()
 
-    def _hold(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         with conn:
             if self.greeting:
                 conn.sendall(self.greeting)
@@ -481,7 +470,7 @@ class Listener:
                 pass
 
     def close(self) -> None:
-        self.sock.close()
+        super().close()
         for conn in self._conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
