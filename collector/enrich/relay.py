@@ -35,15 +35,28 @@ from collector.enrich.sockets import LocalEnd, local_end
 from probes.events import ConnectEvent, Event, ExecEvent, ExitEvent, RelayEvent
 
 TRACKED_MAX = 4096  # shells awaiting a helper, and helpers with connections: each, oldest forgotten first
-HOLDER_FDS_MAX = 1024  # fds of one helper read: a relay's are few and low
+HOLDER_FDS_MAX = 256  # fds of one helper read: a relay's are few and low
 DNS_PORT = 53  # a resolver's connect is no relay
 V = TypeVar("V")
+
+
+O_ACCMODE, O_RDONLY, O_WRONLY = 3, 0, 1  # include/uapi/asm-generic/fcntl.h
 
 
 @dataclass(frozen=True, slots=True)
 class Link:
     kind: str  # "pipe" | "fifo" | "pty" | "unix"
     ident: object  # pipe or socket inode, pty number, or the FIFO's (st_dev, st_ino)
+    mode: int = -1  # a pipe's or FIFO's access mode at this end (O_RDONLY, O_WRONLY, O_RDWR); -1 otherwise
+
+    def other_end(self, mode: int) -> bool:
+        """Whether an fd of the same pipe or FIFO opened with ``mode`` is the other end of this one, not a copy
+        of it (a child's inherited stdin is its parent's stdin too: the same end, no relay)."""
+        if self.mode == O_RDONLY:
+            return mode != O_RDONLY
+        if self.mode == O_WRONLY:
+            return mode != O_WRONLY
+        return True
 
 
 @dataclass(slots=True)
@@ -167,11 +180,12 @@ class RelayFinder:
         holders = {tgid for tgid, *_ in live}
         siblings = [t for t, ppid in self._born.items() if ppid == shell.event.ppid and t != shell.event.tgid]
         for sibling in siblings[-16:]:
-            if sibling in holders or self._link(sibling, 1) != stdin:
+            out = self._link(sibling, 1)
+            if sibling in holders or out is None or out.ident != stdin.ident or not stdin.other_end(out.mode):
                 continue
             for fd in sorted(self._holder_fds(sibling))[:16]:  # what it reads: stdin, or a FIFO it opened
                 source = self._link(sibling, fd) if fd != 1 else None
-                if source is None or source.kind not in ("pipe", "fifo") or source == stdin:
+                if source is None or source.kind not in ("pipe", "fifo") or source.ident == stdin.ident:
                     continue
                 for tgid, holder, conn, fds in live:
                     if self._holds(tgid, fds, source, parent=False):
@@ -202,16 +216,36 @@ class RelayFinder:
             self.skipped["proc_gone"] += 1
             return None
         if target.startswith("pipe:["):
-            return Link("pipe", target)
+            return Link("pipe", target, self._mode(tgid, fd))
         if target.startswith("socket:["):
             return Link("unix", target) if self._is_unix(tgid, target) else None
         if target.startswith("/dev/pts/") and target[9:].isdigit():
             return Link("pty", int(target[9:]))
+        return self._fifo(tgid, fd)
+
+    def _fifo(self, tgid: int, fd: int) -> Link | None:
+        """The fd as a FIFO's end (a named pipe: its link is its path), or None when it is something else."""
         try:
-            st = os.stat(path)
+            st = os.stat(self._proc / str(tgid) / "fd" / str(fd))
         except OSError:
             return None
-        return Link("fifo", (st.st_dev, st.st_ino)) if stat.S_ISFIFO(st.st_mode) else None
+        if not stat.S_ISFIFO(st.st_mode):
+            return None
+        return Link("fifo", (st.st_dev, st.st_ino), self._mode(tgid, fd))
+
+    def _mode(self, tgid: int, fd: int) -> int:
+        """The fd's access mode, from the octal `flags:` of /proc/PID/fdinfo/FD (proc(5)); -1 when unreadable."""
+        try:
+            text = (self._proc / str(tgid) / "fdinfo" / str(fd)).read_text()
+        except OSError:
+            return -1
+        for line in text.splitlines():
+            if line.startswith("flags:"):
+                try:
+                    return int(line.split(":", 1)[1].strip(), 8) & O_ACCMODE
+                except ValueError:
+                    return -1
+        return -1
 
     def _is_unix(self, tgid: int, target: str) -> bool:
         inode = target[8:-1]
@@ -236,21 +270,33 @@ class RelayFinder:
         return fds
 
     def _holds(self, tgid: int, fds: dict[int, str], link: Link, parent: bool) -> bool:
-        """Whether the helper ``tgid``, whose fd links are ``fds``, holds the other end of ``link``."""
+        """Whether the helper ``tgid``, whose fd links are ``fds``, holds the other end of ``link``: not a copy
+        of the shell's own end, which a parent keeps when its child inherits its stdio."""
         if link.kind == "pipe":
-            return link.ident in fds.values()
+            return any(t == link.ident and link.other_end(self._mode(tgid, fd)) for fd, t in fds.items())
         if link.kind == "unix":
-            return parent and any(t.startswith("socket:[") for t in fds.values())
+            # a socketpair's other end: a unix socket of the parent's, and the parent no longer holds the
+            # shell's own end (socat, node and ncat close it after the fork; a parent whose stdout the shell
+            # merely inherited, a journal stream, still holds that very socket)
+            return (
+                parent
+                and link.ident not in fds.values()
+                and any(t.startswith("socket:[") and self._is_unix(tgid, t) for t in fds.values())
+            )
         if link.kind == "pty":
             return any(
                 t in ("/dev/ptmx", "/dev/pts/ptmx") and self._tty_index(tgid, fd) == link.ident for fd, t in fds.items()
             )
-        for fd in fds:  # a FIFO: the same inode
+        for fd in fds:  # a FIFO: the same inode, the other end
             try:
                 st = os.stat(self._proc / str(tgid) / "fd" / str(fd))
             except OSError:
                 continue
-            if stat.S_ISFIFO(st.st_mode) and (st.st_dev, st.st_ino) == link.ident:
+            if (
+                stat.S_ISFIFO(st.st_mode)
+                and (st.st_dev, st.st_ino) == link.ident
+                and link.other_end(self._mode(tgid, fd))
+            ):
                 return True
         return False
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,41 @@ def test_a_shell_reading_its_commands_from_a_connection_is_high(agent: Agent) ->
     finally:
         listener.close()
         run.stop()
+
+
+@pytest.mark.parametrize("stdio", ["pipes", "socketpair"])
+def test_a_shell_inheriting_its_connected_parents_stdio_is_no_relay(agent: Agent, stdio: str) -> None:
+    """A program holding a connection runs `sh -c` on its own stdio (pipes, or a socketpair as journald's stream
+    is): the parent holds the shell's end itself, not the other one, so no relay."""
+    listener = Listener()
+    code = (
+        f"import socket,subprocess;s=socket.create_connection(('127.0.0.1',{listener.port}));"
+        "subprocess.run(['/bin/sh','-c','read x; echo $x; sleep 1'])"
+    )
+    if stdio == "pipes":
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        ours = None
+    else:
+        ours, theirs = socket.socketpair()
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=theirs, stdout=theirs)
+        theirs.close()
+    try:
+        if proc.stdin is not None:
+            proc.stdin.write(b"hello\n")
+            proc.stdin.flush()
+        else:
+            assert ours is not None
+            ours.sendall(b"hello\n")
+        assert proc.wait(timeout=15) == 0
+        time.sleep(1.5)
+        pids = _family(proc.pid) | {proc.pid}
+        assert [a for a in agent.alerts() if a["category"] == "reverse_shell" and a["process"]["pid"] in pids] == []
+        assert [a for a in agent.alerts() if a["category"] == "reverse_shell" and proc.pid in
+                [p["pid"] for p in a["ancestors"]]] == []  # fmt: skip
+    finally:
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+        if ours is not None:
+            ours.close()
+        listener.close()
