@@ -44,7 +44,8 @@ fi
 if [ "$dev" = 1 ]; then
     packages+=(openssh-server openssh-client socat ncat openssl curl iproute2)
     # real tunnelling tools and SSH clients the kernel tests drive (issue 13)
-    packages+=(autossh dropbear-bin python3-paramiko stunnel4 iodine ptunnel-ng git sshuttle corkscrew proxytunnel httptunnel)
+    packages+=(autossh dropbear-bin python3-paramiko stunnel4 iodine ptunnel-ng git rsync sshuttle corkscrew proxytunnel)
+    packages+=(httptunnel)
     packages+=(dnsmasq-base bind9-dnsutils iputils-ping)  # a name server and lookups for the DNS sensor
 fi
 

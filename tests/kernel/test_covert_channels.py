@@ -185,3 +185,21 @@ def test_a_tunnel_services_rendezvous_lookup_is_named(agent: Agent, workdir: Pat
         assert alert["evidence"]["domain"] == "trycloudflare.com" and alert["network"]["daddr"] == "127.0.0.1"
     finally:
         dns.close()
+
+
+def test_a_web_server_and_its_clients_are_quiet(agent: Agent) -> None:
+    """`python -m http.server` and curl against it raise nothing at medium or above, under any rule."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_port(port)
+        curls = [subprocess.Popen(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]) for _ in range(3)]
+        assert all(c.wait(timeout=10) == 0 for c in curls)
+        time.sleep(1.5)
+        pids = {server.pid, *(c.pid for c in curls)}
+        loud = [a for a in agent.alerts() if a["process"]["pid"] in pids and a["severity"] != "low"]
+        assert loud == []
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

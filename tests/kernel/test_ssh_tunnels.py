@@ -260,7 +260,8 @@ def test_dbclient_remote_forward(agent: Agent, sshd: Sshd) -> None:
 
 
 def test_benign_ssh_use_raises_nothing_at_medium_or_above(agent: Agent, sshd: Sshd, workdir: Path) -> None:
-    """`ssh host true`, scp to and from the sshd and git over ssh raise no ssh tunnel alert at medium or above."""
+    """`ssh host true`, scp to and from the sshd, rsync -e ssh and git over ssh raise no ssh tunnel alert at medium
+    or above."""
     ssh_command = " ".join(sshd.client_argv()[:-2])  # GIT_SSH_COMMAND: git adds -p PORT itself
     repo = workdir / "repo.git"
     subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
@@ -273,6 +274,7 @@ def test_benign_ssh_use_raises_nothing_at_medium_or_above(agent: Agent, sshd: Ss
         sshd.client_argv("root@127.0.0.1", "true"),
         [*scp, str(payload), f"root@127.0.0.1:{workdir / 'copied.txt'}"],
         [*scp, f"root@127.0.0.1:{payload}", str(workdir / "back.txt")],
+        ["rsync", "-e", " ".join(sshd.client_argv()), str(payload), f"root@127.0.0.1:{workdir / 'synced.txt'}"],
         ["git", "ls-remote", f"ssh://root@127.0.0.1:{sshd.port}{repo}"],
         ["git", "clone", "-q", f"ssh://root@127.0.0.1:{sshd.port}{repo}", str(workdir / "clone")],
     ]
