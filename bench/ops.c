@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Times the syscall workloads the agent hooks: ns per operation, one line per op.
-// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec | udp_sendto | close_badfd | getppid |
-//                                write_devnull
+// usage: ops OP ITERATIONS    OP = connect | connect_write | fork_exec | udp_sendto | open_close | close_badfd |
+//                                getppid | write_devnull
 // prints: wall-clock ns/op, CPU ns/op
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -52,7 +52,8 @@ int main(int argc, char **argv)
 {
 	if (argc != 3) {
 		fprintf(stderr,
-			"usage: %s connect|connect_write|fork_exec|udp_sendto|close_badfd|getppid|write_devnull ITERATIONS\n",
+			"usage: %s connect|connect_write|fork_exec|udp_sendto|open_close|close_badfd|getppid|write_devnull "
+			"ITERATIONS\n",
 			argv[0]);
 		return 2;
 	}
@@ -82,6 +83,19 @@ int main(int argc, char **argv)
 		for (long i = 0; i < n; i++)
 			if (write(fd, payload, sizeof(payload)) != sizeof(payload))
 				return 1;
+		printf("%.1f %.1f\n", (double)(now_ns() - t0) / n, (double)(cpu_ns() - c0) / n);
+		return 0;
+	}
+	if (strcmp(op, "open_close") == 0) { /* the GPU sensor's open hooks on an ordinary file: every open pays them */
+		long long t0 = now_ns(), c0 = cpu_ns();
+		for (long i = 0; i < n; i++) {
+			int fd = open("/etc/hostname", O_RDONLY);
+			if (fd < 0) {
+				perror("open");
+				return 1;
+			}
+			close(fd);
+		}
 		printf("%.1f %.1f\n", (double)(now_ns() - t0) / n, (double)(cpu_ns() - c0) / n);
 		return 0;
 	}

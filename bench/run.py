@@ -44,12 +44,13 @@ from collector.source.recording import Recorder, Replay  # noqa: E402
 from probes.sensors import hooked_tracepoints  # noqa: E402
 from tests.factories import connect_event, exec_event, exit_event, payload_event, proc_event  # noqa: E402
 
-OPS = {"connect": 3_000, "connect_write": 3_000, "fork_exec": 100, "udp_sendto": 30_000}
+OPS = {"connect": 3_000, "connect_write": 3_000, "fork_exec": 100, "udp_sendto": 30_000, "open_close": 30_000}
 LABELS = {
     "connect": "connect+close",
     "connect_write": "connect+write 64 B+close",
     "fork_exec": "fork+execve+wait",
     "udp_sendto": "UDP sendto 64 B (+recv 1/64)",
+    "open_close": "open+close of a file",
 }
 STRATUM = b'{"id": 1, "method": "mining.subscribe", "params": ["cpuminer-opt/3.23.4"]}\n'
 WORKLOAD_CPU, AGENT_CPU = "1", "0"  # the workload on one CPU, the agent's user space on the other

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from collector.errors import ConfigError
+from probes import gpu
+from probes.errors import ProbeError
 
 DEFAULT_LISTEN = "127.0.0.1:9477"
 
@@ -28,6 +31,32 @@ class Config:
     queue_size: int = 65536  # kernel records buffered between the reader thread and the pipeline
     ringbuf_pages: int = 1024  # kernel ring buffer size in pages (power of two)
     tracked_sockets: int = 16384  # connected sockets the kernel can hold awaiting their first payload
+    # What the GPU sensor takes for a GPU device: path prefixes (up to 16 bytes each) and char-device majors
+    gpu_device_paths: list[str] = field(default_factory=lambda: list(gpu.DEFAULT_PREFIXES))
+    gpu_device_majors: list[int] = field(default_factory=lambda: list(gpu.DEFAULT_MAJORS))
+
+
+def _check_gpu(path: Path, key: str, value: Any) -> Any:
+    """gpu_device_paths (prefixes the sensor compares: probes/gpu.py) and gpu_device_majors."""
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"config {path}: {key} must be {expected}, got {value!r}")
+
+    if key == "gpu_device_paths":
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise bad("a non-empty list of path prefixes")
+        prefixes: Sequence[str] = value
+        majors: Sequence[int] = gpu.DEFAULT_MAJORS
+    else:
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise bad("a list of device major numbers")
+        prefixes = gpu.DEFAULT_PREFIXES
+        majors = value
+    try:
+        gpu.cflags(prefixes, majors)
+    except ProbeError as exc:
+        raise ConfigError(f"config {path}: {exc}") from None
+    return value
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -53,7 +82,7 @@ def load(path: Path | None) -> Config:
     for key, value in raw.items():
         if key not in known:
             raise ConfigError(f"config {path}: unknown key {key!r} (known: {', '.join(known)})")
-        setattr(config, key, _check(path, key, value))
+        setattr(config, key, _check_gpu(path, key, value) if key.startswith("gpu_") else _check(path, key, value))
     return config
 
 

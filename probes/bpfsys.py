@@ -33,6 +33,7 @@ class MapType(IntEnum):
 
     ARRAY = 2
     PERCPU_ARRAY = 6
+    LRU_HASH = 9
     RINGBUF = 27
     TASK_STORAGE = 29
 
@@ -48,14 +49,17 @@ class Helper(IntEnum):
     """enum bpf_func_id: BPF_FUNC_<name>, every helper the probes call."""
 
     map_lookup_elem = 1
+    map_update_elem = 2
     ktime_get_ns = 5
     get_current_pid_tgid = 14
     probe_read_user = 112
     probe_read_kernel = 113
+    probe_read_user_str = 114
     probe_read_kernel_str = 115
     jiffies64 = 118
     ringbuf_reserve = 131
     ringbuf_submit = 132
+    ringbuf_discard = 133
     ringbuf_query = 134
     task_storage_get = 156
     get_current_task_btf = 158

@@ -176,6 +176,9 @@ TASK_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("SOCK_NUM_OFF", "sock_common", "skc_num"),
     ("SOCK_V6_DADDR_OFF", "sock_common", "skc_v6_daddr"),
     ("SOCK_V6_RCV_SADDR_OFF", "sock_common", "skc_v6_rcv_saddr"),
+    # An opened file's device number, for the GPU sensor's open of a device under another path (exec.bpf.c).
+    ("FILE_INODE_OFF", "file", "f_inode"),
+    ("INODE_RDEV_OFF", "inode", "i_rdev"),
 )
 
 

@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
-from probes import PROBES_DIR, btf, tracefs
+from collections.abc import Sequence
+
+from probes import PROBES_DIR, btf, gpu, tracefs
 from probes.errors import ProbeError
 from probes.sensors import SENSORS, present_optional
 from probes.tracked import TRACKED_MAX
 
 
-def cflags(ringbuf_pages: int = 1024, tracked_max: int = TRACKED_MAX) -> list[str]:
+def cflags(
+    ringbuf_pages: int = 1024,
+    tracked_max: int = TRACKED_MAX,
+    gpu_prefixes: Sequence[str] = gpu.DEFAULT_PREFIXES,
+    gpu_majors: Sequence[int] = gpu.DEFAULT_MAJORS,
+) -> list[str]:
     """-D knobs and the BTF offsets for this kernel (see probes/btf.py)."""
     if ringbuf_pages <= 0 or ringbuf_pages & (ringbuf_pages - 1):
         raise ProbeError(f"ring buffer pages must be a power of two, got {ringbuf_pages}")
@@ -29,6 +36,7 @@ def cflags(ringbuf_pages: int = 1024, tracked_max: int = TRACKED_MAX) -> list[st
             f"{btf.VMLINUX} (CONFIG_DEBUG_INFO_BTF)"
         ) from exc
     flags += [f"-D{name}={value}" for name, value in offsets.items()]
+    flags += gpu.cflags(gpu_prefixes, gpu_majors)
     if tracefs.has_field("sched:sched_process_exit", "group_dead"):
         flags.append("-DEXIT_HAS_GROUP_DEAD")
     flags += [f"-DHOOK_{fn.upper()}" for sensor in SENSORS for _tp, fn in present_optional(sensor)]

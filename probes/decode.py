@@ -19,6 +19,7 @@ from probes.events import (
     Event,
     ExecEvent,
     ExitEvent,
+    GpuOpenEvent,
     PayloadEvent,
     SocketEvent,
     StdioEvent,
@@ -32,6 +33,8 @@ from probes.layout import (
     EventHeader,
     EventKind,
     ExecRecord,
+    GpuOpenHow,
+    GpuOpenRecord,
     PayloadRecord,
     PayloadSyscall,
     SocketRecord,
@@ -241,6 +244,23 @@ def _dns(raw: bytes, flags: int) -> Event:
     )
 
 
+def _gpu_open(raw: bytes, flags: int) -> Event:
+    rec = _record(raw, GpuOpenRecord)
+    assert isinstance(rec, GpuOpenRecord)
+    try:
+        how = GpuOpenHow(rec.how).name.lower()
+    except ValueError:
+        how = f"unknown:{rec.how}"
+    return GpuOpenEvent(
+        **_common(raw),  # type: ignore[arg-type]
+        how=how,
+        path=text(bytes(rec.path)),
+        ret_raw=rec.ret,
+        major=rec.major,
+        minor=rec.minor,
+    )
+
+
 DECODERS: dict[EventKind, Callable[[bytes, int], Event]] = {
     EventKind.EXEC: _exec,
     EventKind.EXIT: _exit,
@@ -250,6 +270,7 @@ DECODERS: dict[EventKind, Callable[[bytes, int], Event]] = {
     EventKind.SOCKET: _socket,
     EventKind.TUN: _tun,
     EventKind.DNS: _dns,
+    EventKind.GPU_OPEN: _gpu_open,
 }
 
 

@@ -17,6 +17,7 @@
 #define ARGS_BUF 4096 /* argv kept per exec: ARGS_BUF - 1 bytes (a power of two, for the verifier) */
 #define PAYLOAD_MAX 256
 #define IFNAMSIZ 16
+#define GPU_PATH_MAX 128 /* bytes of an opened device path kept */
 #define DNS_MAX 512 /* a DNS message kept per record: the classic UDP limit (RFC 1035 4.2.1) */
 
 /* Append only: a shipped value never changes meaning. */
@@ -29,6 +30,7 @@ enum event_kind {
 	EVENT_SOCKET = 6,
 	EVENT_TUN = 7,
 	EVENT_DNS = 8,
+	EVENT_GPU_OPEN = 9,
 	EVENT_KIND_MAX = 16, /* size of the lost-records counter array */
 };
 
@@ -180,6 +182,24 @@ struct dns_event {
 	__u8 reserved[7];
 	__u8 server[16]; /* the name server's address, IPv4 in the first 4 bytes */
 	__u8 data[DNS_MAX];
+};
+
+enum gpu_open_how {
+	GPU_OPEN_PATH = 1,    /* the path begins with a GPU device prefix (probes/gpu.py) */
+	GPU_OPEN_DEVICE = 2,  /* another path, opened: its inode is a char device of a GPU major */
+	GPU_OPEN_FAILED = 3,  /* another path whose open failed as a device without a driver does (ENXIO, ENODEV):
+				 the agent looks at what the path is */
+};
+
+/* An open of a GPU device file (issue 14): one per process and device (and per failed path). */
+struct gpu_open_event {
+	struct event_header hdr;
+	__s32 ret;     /* the fd, or -errno */
+	__u32 major;   /* of the inode's device number, when the open succeeded (0 otherwise) */
+	__u32 minor;
+	__u8 how;      /* enum gpu_open_how */
+	__u8 reserved[3];
+	char path[GPU_PATH_MAX]; /* as passed to the call (relative to its dfd or cwd when not absolute) */
 };
 
 #endif /* COALMINE_EVENTS_H */

@@ -30,6 +30,7 @@ class Kind(StrEnum):
     TUN = "tun"
     DNS = "dns"
     RELAY = "relay"
+    GPU_OPEN = "gpu_open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +219,23 @@ class RelayEvent(Event):
     via: int | None = None  # a sibling that passes the holder's output on to the shell's stdin (`cat fifo | sh`)
 
 
+@dataclass(frozen=True, slots=True)
+class GpuOpenEvent(Event):
+    """A process opened a GPU device file, or tried to (issue 14): one per process and device, from the
+    kernel (probes/exec.bpf.c)."""
+
+    KIND: ClassVar[Kind] = Kind.GPU_OPEN
+    how: str  # "path" (a GPU device prefix), "device" (another path, a GPU's device number), "failed"
+    path: str  # as passed to the call ("" when the kernel could not keep it)
+    ret_raw: int  # the fd, or -errno
+    major: int  # the device number, when known (the open succeeded, or the agent looked at the path)
+    minor: int
+
+    @property
+    def opened(self) -> bool:
+        return self.ret_raw >= 0
+
+
 EVENT_TYPES: dict[Kind, type[Event]] = {
     cls.KIND: cls
     for cls in (
@@ -232,5 +250,6 @@ EVENT_TYPES: dict[Kind, type[Event]] = {
         TunEvent,
         DnsEvent,
         RelayEvent,
+        GpuOpenEvent,
     )
 }

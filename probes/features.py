@@ -113,6 +113,20 @@ def _ringbuf_reserve_submit(bpf: Prober) -> None:
     bpf.load(ProgType.TRACEPOINT, reserve + skip_if_zero(R0, submit) + RETURN_0)
 
 
+def _ringbuf_reserve_discard(bpf: Prober) -> None:
+    reserve = ld_map_fd(R1, _ring_buffer(bpf)) + mov(R2, 8) + mov(R3, 0) + call(Helper.ringbuf_reserve)
+    discard = mov_reg(R1, R0) + mov(R2, BPF_RB_NO_WAKEUP) + call(Helper.ringbuf_discard)
+    bpf.load(ProgType.TRACEPOINT, reserve + skip_if_zero(R0, discard) + RETURN_0)
+
+
+def _lru_hash_update(bpf: Prober) -> None:
+    """bpf_map_update_elem on an LRU hash (key and value at r10 - 8): the gpu sensor reports once per device."""
+    lru = bpf.map(MapType.LRU_HASH, 4, 4, 16)
+    kv = st_mem(BPF_W, R10, off=-4, imm=0) + st_mem(BPF_W, R10, off=-8, imm=1)
+    args = ld_map_fd(R1, lru) + mov_reg(R2, R10) + add(R2, -4) + mov_reg(R3, R10) + add(R3, -8) + mov(R4, 1)
+    bpf.load(ProgType.TRACEPOINT, kv + args + call(Helper.map_update_elem) + RETURN_0)
+
+
 def _ringbuf_query(bpf: Prober) -> None:
     query = ld_map_fd(R1, _ring_buffer(bpf)) + mov(R2, BPF_RB_AVAIL_DATA) + call(Helper.ringbuf_query)
     bpf.load(ProgType.TRACEPOINT, query + RETURN_0)
@@ -149,7 +163,7 @@ def _atomics(bpf: Prober) -> None:
 
 def _calls(kind: ProgType, helper: Helper) -> Callable[[Prober], None]:
     """A probe: a program of ``kind`` that calls ``helper`` (one taking no map)."""
-    reads = (Helper.probe_read_user, Helper.probe_read_kernel, Helper.probe_read_kernel_str)
+    reads = (Helper.probe_read_user, Helper.probe_read_kernel, Helper.probe_read_user_str, Helper.probe_read_kernel_str)
     body = _read_8_into_stack(helper) if helper in reads else call(helper)
 
     def probe(bpf: Prober) -> None:
@@ -195,18 +209,25 @@ FEATURES: tuple[Feature, ...] = (
             "its hooks"),
     Feature("BPF_PROG_TEST_RUN", (4, 12), "1cf1cae963c2", (CLOCK, "connect"), _test_run,
             "running the clock sampler and connect's sweep"),
-    Feature("bpf_probe_read_user", (5, 5), "6ae08ae3dea2", SENSOR_NAMES, _calls(TP, Helper.probe_read_user),
+    Feature("bpf_probe_read_user", (5, 5), "6ae08ae3dea2", tuple(n for n in SENSOR_NAMES if n != "gpu"),
+            _calls(TP, Helper.probe_read_user),
             "argv, connect() addresses, payload bytes", (Helper.probe_read_user,)),
-    Feature("bpf_probe_read_kernel", (5, 5), "6ae08ae3dea2", ("exec", "connect", "payload", "dns"),
+    Feature("LRU hash maps, bpf_map_update_elem", (4, 10), "29ba732acbee", ("gpu",), _lru_hash_update,
+            "one GPU record per process and device", (Helper.map_update_elem,), ANY),
+    Feature("bpf_probe_read_kernel", (5, 5), "6ae08ae3dea2", ("exec", "connect", "payload", "dns", "gpu"),
             _calls(TP, Helper.probe_read_kernel), "the socket behind an fd", (Helper.probe_read_kernel,)),
     Feature("bpf_probe_read_kernel_str", (5, 5), "6ae08ae3dea2", ("exec",), _calls(TP, Helper.probe_read_kernel_str),
             "the exec'd filename", (Helper.probe_read_kernel_str,)),
+    Feature("bpf_probe_read_user_str", (5, 5), "6ae08ae3dea2", ("gpu",), _calls(TP, Helper.probe_read_user_str),
+            "an opened path", (Helper.probe_read_user_str,)),
     Feature("bpf_jiffies64 (socket filter)", (5, 6), "5576b991e9c1", (CLOCK,), _calls(SF, Helper.jiffies64),
             "jiffies, paired with CLOCK_MONOTONIC", (Helper.jiffies64,), SF),
     Feature("ring buffer map", (5, 8), "457f44363a88", (RING,), _ring_buffer,
             "the one ring every record goes through"),
     Feature("bpf_ringbuf_reserve, _submit", (5, 8), "457f44363a88", SENSOR_NAMES, _ringbuf_reserve_submit,
             "records written in place in the ring", (Helper.ringbuf_reserve, Helper.ringbuf_submit)),
+    Feature("bpf_ringbuf_discard", (5, 8), "457f44363a88", ("gpu",), _ringbuf_reserve_discard,
+            "a record given up once it is found reported", (Helper.ringbuf_discard,)),
     Feature("bpf_ringbuf_query", (5, 8), "457f44363a88", SENSOR_NAMES, _ringbuf_query,
             "waking the reader only once the ring is half full", (Helper.ringbuf_query,)),
     Feature("bpf_jiffies64", (5, 9), "72e2b2b66f9c", SENSOR_NAMES, _calls(TP, Helper.jiffies64),
@@ -215,11 +236,11 @@ FEATURES: tuple[Feature, ...] = (
             "the current task, for record headers and socket keys", (Helper.get_current_task_btf,)),
     Feature("BTF task pointer loads", (5, 11), "3ca1032ab7ab", SENSOR_NAMES, _task_btf_loads,
             "header fields (pid, comm, ppid, uid, cgroup) read with plain loads"),
-    Feature("task storage map", (5, 11), "4cf1bc1f1045", ("connect", "socket", "dns"), _task_storage,
-            "each thread's connect(), socket() or DNS read from entry to exit"),
+    Feature("task storage map", (5, 11), "4cf1bc1f1045", ("connect", "socket", "dns", "gpu"), _task_storage,
+            "each thread's connect(), socket(), DNS read or GPU open from entry to exit"),
     Feature("atomic xchg, cmpxchg", (5, 12), "5ffa25502b5a", ("connect", "payload"), _atomics,
             "the lock-free tracked-socket table", (), ANY),
-    Feature("bpf_task_storage_get", (5, 13), "a10787e6d58c", ("connect", "socket", "dns"), _task_storage_get,
+    Feature("bpf_task_storage_get", (5, 13), "a10787e6d58c", ("connect", "socket", "dns", "gpu"), _task_storage_get,
             "that map, from tracepoints (BPF LSM only before 5.13)", (Helper.task_storage_get,)),
 )
 # fmt: on

@@ -11,6 +11,7 @@ FILENAME_LEN = 256
 ARGS_BUF = 4096
 PAYLOAD_MAX = 256
 IFNAMSIZ = 16
+GPU_PATH_MAX = 128
 DNS_MAX = 512  # a DNS message kept per record: the classic UDP limit (RFC 1035 4.2.1)
 
 
@@ -25,6 +26,7 @@ class EventKind(IntEnum):
     SOCKET = 6
     TUN = 7
     DNS = 8
+    GPU_OPEN = 9
 
 
 class ExecFlags(IntFlag):
@@ -45,6 +47,12 @@ class PayloadSyscall(IntEnum):
     READ = 6
     RECVFROM = 7
     RECVMSG = 8
+
+
+class GpuOpenHow(IntEnum):
+    PATH = 1
+    DEVICE = 2
+    FAILED = 3
 
 
 class DnsDirection(IntEnum):
@@ -173,6 +181,18 @@ class DnsRecord(ct.Structure):
     )
 
 
+class GpuOpenRecord(ct.Structure):
+    _fields_ = (
+        ("hdr", EventHeader),
+        ("ret", ct.c_int32),
+        ("major", ct.c_uint32),
+        ("minor", ct.c_uint32),
+        ("how", ct.c_uint8),
+        ("reserved", ct.c_uint8 * 3),
+        ("path", ct.c_char * GPU_PATH_MAX),
+    )
+
+
 # Records sent with a variable tail: the fixed part is everything before it.
 RECORDS: dict[EventKind, tuple[type[ct.Structure], int]] = {
     EventKind.EXEC: (ExecRecord, ExecRecord.args.offset),
@@ -183,4 +203,5 @@ RECORDS: dict[EventKind, tuple[type[ct.Structure], int]] = {
     EventKind.SOCKET: (SocketRecord, ct.sizeof(SocketRecord)),
     EventKind.TUN: (TunRecord, ct.sizeof(TunRecord)),
     EventKind.DNS: (DnsRecord, DnsRecord.data.offset),
+    EventKind.GPU_OPEN: (GpuOpenRecord, ct.sizeof(GpuOpenRecord)),
 }

@@ -13,11 +13,11 @@ import ctypes as ct
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from probes import PROBES_DIR, tracefs
+from probes import PROBES_DIR, gpu, tracefs
 from probes.cflags import cflags
 from probes.clock import JiffyClock
 from probes.errors import ProbeError
@@ -56,9 +56,17 @@ class Probes:
 
     _loaded: ClassVar[bool] = False  # load() ran in this process
 
-    def __init__(self, ringbuf_pages: int = 1024, tracked_max: int = TRACKED_MAX) -> None:
+    def __init__(
+        self,
+        ringbuf_pages: int = 1024,
+        tracked_max: int = TRACKED_MAX,
+        gpu_prefixes: Sequence[str] = gpu.DEFAULT_PREFIXES,
+        gpu_majors: Sequence[int] = gpu.DEFAULT_MAJORS,
+    ) -> None:
         self.ringbuf_pages = ringbuf_pages
         self.tracked_max = tracked_max
+        self.gpu_prefixes = tuple(gpu_prefixes)
+        self.gpu_majors = tuple(gpu_majors)
         self.swept = 0  # tracked sockets forgotten because their process exited without close()
         self.tracked_now = 0  # tracked sockets awaiting their first payload, at the last sweep
         self._connect: Any = None
@@ -89,7 +97,7 @@ class Probes:
             tracefs.ensure()
         except OSError as exc:
             raise ProbeError(str(exc.args[-1])) from exc
-        flags = cflags(self.ringbuf_pages, self.tracked_max)
+        flags = cflags(self.ringbuf_pages, self.tracked_max, self.gpu_prefixes, self.gpu_majors)
         Probes._loaded = True
         release_compiler_memory()  # what loading bcc touched: the first compile reads back only what it runs
         try:

@@ -83,6 +83,21 @@ SENSORS: tuple[Sensor, ...] = (
         ),
         "raw and ICMP sockets as they are created, TUN/TAP interfaces",
     ),
+    Sensor(
+        "gpu",  # compiled with exec: one module fewer (each keeps its compiler state: the agent's memory peak)
+        "exec.bpf.c",
+        (
+            ("syscalls:sys_enter_openat", "on_enter_openat"),  # every open: a fixed-size read and a compare
+            ("syscalls:sys_exit_openat", "on_exit_openat"),
+            ("syscalls:sys_enter_openat2", "on_enter_openat2"),
+            ("syscalls:sys_exit_openat2", "on_exit_openat2"),
+        ),
+        "opens of GPU device files, by path prefix and by device number",
+        optional=(
+            ("syscalls:sys_enter_open", "on_enter_open"),  # open(2): x86_64 has it, arm64 does not
+            ("syscalls:sys_exit_open", "on_exit_open"),
+        ),
+    ),
 )
 
 TRACEPOINTS: tuple[str, ...] = tuple(tp for s in SENSORS for tp, _fn in s.hooks)  # required

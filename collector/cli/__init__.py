@@ -85,7 +85,8 @@ def run(
         Path | None,
         typer.Option(
             metavar="FILE",
-            help="TOML file with any of: sinks, listen, record, host, queue_size, ringbuf_pages, tracked_sockets."
+            help="TOML file with any of: sinks, listen, record, host, queue_size, ringbuf_pages, tracked_sockets, "
+            "gpu_device_paths, gpu_device_majors."
             " Flags override it.",
         ),
     ] = None,
@@ -123,7 +124,9 @@ def run(
         except ImportError as exc:
             raise _fail(f"bcc is not importable ({exc}): install python3-bpfcc, e.g. with deploy/setup.sh") from exc
         sinks = [open_sink(spec, sys.stdout) for spec in settings.sinks]
-        probes = Probes(settings.ringbuf_pages, settings.tracked_sockets)
+        probes = Probes(
+            settings.ringbuf_pages, settings.tracked_sockets, settings.gpu_device_paths, settings.gpu_device_majors
+        )
         agent = Agent(settings, sinks, KernelSource(settings.host, probes, settings.queue_size))
         agent.load()
         asyncio.run(agent.run())

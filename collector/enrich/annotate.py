@@ -10,6 +10,9 @@ and detectors stay pure.
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from collector.enrich import procfs
@@ -19,7 +22,7 @@ from collector.enrich.process import ProcessTable
 from collector.enrich.relay import RelayFinder
 from collector.enrich.sockets import has_listener
 from collector.enrich.sshconf import SshConfigReader
-from probes.events import CgroupEvent, Event, ExecEvent, ExitEvent, ProcEvent, StdioEvent
+from probes.events import CgroupEvent, Event, ExecEvent, ExitEvent, GpuOpenEvent, ProcEvent, StdioEvent
 
 MAX_BACKFILL = 64  # ancestors read from /proc for one unknown process
 # cgroup ids whose path was emitted lately: an id forgotten is emitted again on its next event. The pipeline
@@ -35,6 +38,8 @@ class LiveAnnotator:
         proc: Path = Path("/proc"),
         known_cgroups_max: int = CGROUP_IDS_MAX,
         ssh_config: SshConfigReader | None = None,
+        *,
+        gpu_majors: Iterable[int] = (195,),
     ) -> None:
         self._processes = processes
         self._cgroups = cgroups
@@ -42,6 +47,7 @@ class LiveAnnotator:
         self._known_cgroups: Bounded[int, None] = Bounded(known_cgroups_max)
         self.ssh_config = ssh_config or SshConfigReader(str(proc))  # .skipped: config files not read, by reason
         self.relay = RelayFinder(proc)  # .skipped: relays not looked for, by reason
+        self._gpu_majors = frozenset(gpu_majors)
 
     def __call__(self, event: Event) -> list[Event]:
         out: list[Event] = []
@@ -49,6 +55,11 @@ class LiveAnnotator:
             event = self.ssh_config(dataclasses.replace(event, exe=procfs.exe(event.tgid, self._proc)))
             self._backfill(event.ppid, out)
         elif not isinstance(event, ExitEvent | CgroupEvent | ProcEvent):
+            if isinstance(event, GpuOpenEvent) and event.how == "failed":
+                found = self._gpu_device(event)
+                if found is None:
+                    return out  # the path is no GPU device: an ENXIO of something else
+                event = found
             if isinstance(event, StdioEvent) and event.proto == "tcp":
                 event = dataclasses.replace(event, inbound=has_listener(event.tgid, event.sport, self._proc))
             before = len(out)
@@ -62,6 +73,25 @@ class LiveAnnotator:
         if relay is not None:
             out.append(relay)
         return out
+
+    def _gpu_device(self, event: GpuOpenEvent) -> GpuOpenEvent | None:
+        """A failed open of a path that is no GPU prefix (exec.bpf.c GPU_OPEN_FAILED, an ENXIO or ENODEV): the
+        device number of the file at that path, in the process's own root (or cwd, for a relative path), or
+        its parent's when the process is gone, if it is a char device of a GPU major; None when it is
+        anything else. When neither is there to look, the event is kept with no device number (0:0)."""
+        base = "root" if event.path.startswith("/") else "cwd"
+        for pid in (event.tgid, event.ppid):
+            where = self._proc / str(pid)
+            if not pid or not where.exists():
+                continue
+            try:
+                st = os.stat(where / base / event.path.lstrip("/"))
+            except (OSError, ValueError):
+                return None
+            if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) not in self._gpu_majors:
+                return None
+            return dataclasses.replace(event, major=os.major(st.st_rdev), minor=os.minor(st.st_rdev))
+        return event
 
     def seed(self) -> list[Event]:
         """Every process in /proc now, with their cgroups: the table's starting point."""

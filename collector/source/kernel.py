@@ -146,7 +146,7 @@ class KernelSource:
 
         self.probes.start(deliver)
         cgroups = self._cgroups or CgroupResolver(find_cgroup2_mount())
-        annotator = LiveAnnotator(processes, cgroups, self._proc)
+        annotator = LiveAnnotator(processes, cgroups, self._proc, gpu_majors=getattr(self.probes, "gpu_majors", ()))
         self._metrics.families["ssh_config_skipped_total"] = (
             "ssh config files (or lines) an SSH client's exec could not have read for it, by reason.",
             "reason",

@@ -17,6 +17,16 @@ def test_defaults() -> None:
     assert c.sinks == ["stdout"] and c.listen == "127.0.0.1:9477"
 
 
+def test_gpu_devices(tmp_path: Path) -> None:
+    """The GPU sensor's prefixes and majors default to NVIDIA's and AMD's and can be set."""
+    assert config.load(None).gpu_device_paths == ["/dev/nvidia", "/dev/kfd", "/dev/dri/renderD"]
+    assert config.load(None).gpu_device_majors == [195]
+    path = tmp_path / "c.toml"
+    path.write_text('gpu_device_paths = ["/dev/nvidia", "/dev/accel"]\ngpu_device_majors = [195, 261]\n')
+    c = config.load(path)
+    assert (c.gpu_device_paths, c.gpu_device_majors) == (["/dev/nvidia", "/dev/accel"], [195, 261])
+
+
 def test_file_overrides(tmp_path: Path) -> None:
     """Every key of a valid file is applied."""
     path = tmp_path / "c.toml"
@@ -39,6 +49,11 @@ def test_file_overrides(tmp_path: Path) -> None:
         ("queue_size = true", "positive integer"),
         ("ringbuf_pages = 1000", "power of two"),
         ("tracked_sockets = 0", "positive integer"),
+        ("gpu_device_paths = []", "non-empty list of path prefixes"),
+        ("gpu_device_paths = ['/dev/nvidia\\\"x']", "letters, digits"),
+        ("gpu_device_paths = ['/dev/a-very-long-gpu-prefix']", "1 to 16 bytes"),
+        ("gpu_device_majors = [195, true]", "list of device major numbers"),
+        ("gpu_device_majors = [0]", "1 to 4095"),
     ],
 )
 def test_bad_files(tmp_path: Path, text: str, message: str) -> None:

@@ -40,7 +40,7 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 class Agent:
     """`coalmine run` as a separate process, with a JSONL sink and a recording."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, config: Path | None = None) -> None:
         self.dir = workdir
         self.alerts_path = workdir / "alerts.jsonl"
         self.record_path = workdir / "events.msgpack"
@@ -59,6 +59,7 @@ class Agent:
                 f"127.0.0.1:{self.port}",
                 "--record",
                 str(self.record_path),
+                *(["--config", str(config)] if config else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
@@ -211,7 +212,7 @@ def ssh_client_argv(key: Path, port: int, *extra: str) -> list[str]:
 class Sshd:
     """Debian's sshd on 127.0.0.1 with throwaway host and client keys."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, config: Path | None = None) -> None:
         self.dir = workdir
         self.port = free_port()
         self.key = workdir / "client_key"

@@ -79,7 +79,7 @@ def test_api(agent: Agent) -> None:
     status, body = agent.get("/readyz")
     ready = json.loads(body)
     assert status == 200 and ready["ready"]
-    assert [s["name"] for s in ready["sensors"]] == ["exec", "connect", "payload", "dns", "socket"]
+    assert [s["name"] for s in ready["sensors"]] == ["exec", "connect", "payload", "dns", "socket", "gpu"]
     status, metrics = agent.get("/metrics")
     assert status == 200
     assert (

@@ -55,7 +55,7 @@ def _run(argv: list[str], **kw: object) -> int:
 def test_all_sensors_attach(k: Collected) -> None:
     """Every sensor reports every hook attached."""
     assert k.probes.ready
-    assert [s.name for s in k.probes.status] == ["exec", "connect", "payload", "dns", "socket"]
+    assert [s.name for s in k.probes.status] == ["exec", "connect", "payload", "dns", "socket", "gpu"]
     assert all(s.error is None and s.attached for s in k.probes.status)
 
 

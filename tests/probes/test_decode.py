@@ -21,6 +21,7 @@ from probes.events import (
     Event,
     ExecEvent,
     ExitEvent,
+    GpuOpenEvent,
     PayloadEvent,
     SocketEvent,
     StdioEvent,
@@ -55,6 +56,7 @@ EVENT_OF_KIND: dict[int, type[Event]] = {
     EventKind.SOCKET: SocketEvent,
     EventKind.TUN: TunEvent,
     EventKind.DNS: DnsEvent,
+    EventKind.GPU_OPEN: GpuOpenEvent,
 }
 HEADER_SIZE = ct.sizeof(EventHeader)
 

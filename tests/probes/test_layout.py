@@ -25,6 +25,7 @@ STRUCTS = {
     "socket_event": layout.SocketRecord,
     "tun_event": layout.TunRecord,
     "dns_event": layout.DnsRecord,
+    "gpu_open_event": layout.GpuOpenRecord,
 }
 # Each C enum, its Python mirror, and the prefix its enumerators carry in C (EXEC_ARGS_TRUNCATED: ARGS_TRUNCATED).
 ENUMS: dict[str, tuple[type[IntEnum] | type[IntFlag], str]] = {
@@ -34,6 +35,7 @@ ENUMS: dict[str, tuple[type[IntEnum] | type[IntFlag], str]] = {
     "payload_syscall": (layout.PayloadSyscall, "SYSCALL_"),
     "stdio_how": (layout.StdioHow, "STDIO_"),
     "dns_direction": (layout.DnsDirection, "DNS_"),
+    "gpu_open_how": (layout.GpuOpenHow, "GPU_OPEN_"),
 }
 NOT_MIRRORED = {"EVENT_KIND_MAX"}  # the lost-records array size, not a kind
 
@@ -88,10 +90,9 @@ def test_sizes_and_offsets_match(tmp_path: Path) -> None:
 def test_kinds_and_limits_match() -> None:
     """The kind enum and the size limits are the same numbers on both sides."""
     text = HEADER.read_text()
-    kinds = dict(re.findall(r"EVENT_([A-Z]+) = (\d+),", text))
-    kinds.pop("KIND", None)
-    assert {k: int(v) for k, v in kinds.items() if k != "MAX"} == {k.name: k.value for k in layout.EventKind}
-    for name in ("COMM_LEN", "FILENAME_LEN", "ARGS_BUF", "PAYLOAD_MAX"):
+    kinds = dict(re.findall(r"EVENT_([A-Z_]+) = (\d+),", text))
+    assert {k: int(v) for k, v in kinds.items() if k != "KIND_MAX"} == {k.name: k.value for k in layout.EventKind}
+    for name in ("COMM_LEN", "FILENAME_LEN", "ARGS_BUF", "PAYLOAD_MAX", "IFNAMSIZ", "DNS_MAX", "GPU_PATH_MAX"):
         assert int(re.search(rf"#define {name} (\d+)", text).group(1)) == getattr(layout, name), name  # type: ignore[union-attr]
 
 

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 from collector.enrich.annotate import LiveAnnotator
 from collector.enrich.cgroups import CgroupResolver
 from collector.enrich.process import ProcessTable
-from probes.events import CgroupEvent, ExecEvent, ProcEvent
-from tests.factories import exec_event, payload_event
+from probes.events import CgroupEvent, ExecEvent, GpuOpenEvent, ProcEvent
+from tests.factories import common, exec_event, payload_event
 
 
 def _proc(root: Path, pid: int, ppid: int, *, comm: str, args: list[str], exe: str, cgroup: str) -> None:
@@ -98,3 +99,30 @@ def test_a_process_gone_before_it_was_read_brings_its_parent(tmp_path: Path) -> 
         ("ProcEvent", 20),
         ("PayloadEvent", 30),
     ]
+
+
+def test_a_failed_open_is_a_gpu_open_only_when_the_path_is_a_gpu_device(tmp_path: Path) -> None:
+    """An ENXIO open of another path is kept, with the device number, when the file there is a char device of
+    a GPU major (here /dev/null's major, 1, configured as one), and dropped otherwise."""
+    proc = tmp_path / "proc"
+    (proc / "30").mkdir(parents=True)
+    os.symlink("/", proc / "30" / "root")
+    os.symlink("/dev", proc / "30" / "cwd")
+    table = ProcessTable()
+    annotate = LiveAnnotator(table, CgroupResolver(tmp_path), proc, gpu_majors=(1,))
+
+    def failed(path: str) -> GpuOpenEvent:
+        return GpuOpenEvent(**common(pid=30, cgroup_id=0), how="failed", path=path, ret_raw=-6, major=0, minor=0)
+
+    for path in ("/dev/null", "null"):  # absolute: in the process's root; relative: in its cwd
+        (found,) = [e for e in annotate(failed(path)) if isinstance(e, GpuOpenEvent)]
+        assert (found.major, found.minor) == (1, 3)
+    for path in ("/dev/zero-not-there", "/etc/hostname", "/dev"):
+        assert [e for e in annotate(failed(path)) if isinstance(e, GpuOpenEvent)] == []
+    assert [e for e in LiveAnnotator(table, CgroupResolver(tmp_path), proc)(failed("/dev/null"))
+            if isinstance(e, GpuOpenEvent)] == []  # fmt: skip
+    gone = dataclasses.replace(failed("/dev/null"), pid=31, tgid=31, ppid=30)  # exited: its parent's root is read
+    (found,) = [e for e in annotate(gone) if isinstance(e, GpuOpenEvent)]
+    assert (found.major, found.minor) == (1, 3)
+    orphan = dataclasses.replace(gone, ppid=32)  # nobody left to look through: kept, device unknown
+    assert [(e.major, e.minor) for e in annotate(orphan) if isinstance(e, GpuOpenEvent)] == [(0, 0)]
