@@ -190,7 +190,7 @@ int on_sched_exit(struct tracepoint__sched__sched_process_exit *args)
 struct open_slot {
 	const char *filename;
 	u32 tid;
-	u32 pad;
+	u32 check_rdev; /* the path may hold a device node of the GPU's: see enter_open() */
 };
 
 BPF_PERCPU_ARRAY(open_slots, struct open_slot, 1);
@@ -292,17 +292,28 @@ static __always_inline u32 fd_rdev(u32 fd)
  * GPU prefixes (probes/gpu.py), which every open on the node costs; a match
  * is kept in task storage for the exit.
  */
+/*
+ * Entry: the fixed-size read of the path's head and the compare with the
+ * GPU prefixes (probes/gpu.py), which every open on the node costs; a match
+ * is kept in task storage for the exit. Paths under the system's own trees
+ * (/usr, /lib, /etc, /proc, /sys: the dynamic loader's and every program's
+ * start-up opens) are not checked for a GPU's device number at exit: a GPU
+ * node made there (by root) is a bypass the README states.
+ */
 static __always_inline void enter_open(const char *filename)
 {
 	u32 zero = 0;
 	char head[GPU_HEAD] = {};
 	struct open_slot *slot = open_slots.lookup(&zero);
+	long n = bpf_probe_read_user_str(head, sizeof(head), filename);
 
 	if (slot) {
 		slot->filename = filename;
 		slot->tid = KFIELD(u32, bpf_get_current_task_btf(), TASK_PID_OFF);
+		slot->check_rdev = !(PREFIX(head, "/usr/") || PREFIX(head, "/lib") || PREFIX(head, "/etc/") ||
+				     PREFIX(head, "/proc/") || PREFIX(head, "/sys/"));
 	}
-	if (bpf_probe_read_user_str(head, sizeof(head), filename) <= 0 || !(GPU_PREFIX_MATCH(head)))
+	if (n <= 0 || !(GPU_PREFIX_MATCH(head)))
 		return;
 	u64 *armed = gpu_armed.lookup(&zero);
 	struct gpu_call *call = gpu_calls.task_storage_get(bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -329,12 +340,15 @@ static __always_inline void exit_open(long ret)
 		}
 	}
 	if (ret >= 0) { /* another path: a GPU only by its device number */
+		slot = open_slots.lookup(&zero);
+		u32 tid = KFIELD(u32, bpf_get_current_task_btf(), TASK_PID_OFF);
+		int ours = slot && slot->tid == tid;
+		if (ours && !slot->check_rdev)
+			return;
 		u32 rdev = fd_rdev(ret);
 		if (!rdev || !(GPU_MAJOR_MATCH(rdev >> MINORBITS)))
 			return;
-		slot = open_slots.lookup(&zero);
-		u32 tid = KFIELD(u32, bpf_get_current_task_btf(), TASK_PID_OFF);
-		report(ret, rdev, GPU_OPEN_DEVICE, slot && slot->tid == tid ? slot->filename : 0);
+		report(ret, rdev, GPU_OPEN_DEVICE, ours ? slot->filename : 0);
 		return;
 	}
 	if (ret != -ENXIO && ret != -ENODEV)

@@ -68,7 +68,8 @@ def stdio_event(
     **kw: Any,
 ) -> StdioEvent:
     """A socket onto stdio: by default TCP, connected, from 10.0.0.5:43210."""
-    sock = {"proto": "tcp", "state": "established", "family": "ipv4", "saddr": "10.0.0.5", "sport": 43210}
+    sock: dict[str, Any] = {"proto": "tcp", "state": "established", "family": "ipv4"}
+    sock |= {"saddr": "10.0.0.5", "sport": 43210}
     sock.update({k: kw.pop(k) for k in [*sock, "inbound"] if k in kw})
     return StdioEvent(
         **common(**kw),

@@ -75,6 +75,7 @@ def index(detectors: Iterable[Detector]) -> dict[Kind, list[Detector]]:
 
 
 def default_detectors() -> list[Detector]:
+    from collector.detect.gpu.miner_process import MinerProcessDetector
     from collector.detect.mining.stratum import StratumDetector
     from collector.detect.reverse_shell.relay import RelayDetector
     from collector.detect.reverse_shell.socket_stdio import SocketStdioDetector
@@ -97,4 +98,5 @@ def default_detectors() -> list[Detector]:
         IcmpDetector(),
         TunDeviceDetector(),
         DnsTunnelDetector(),
+        MinerProcessDetector(),
     ]

@@ -26,5 +26,10 @@ def test_index_offers_each_kind_only_its_detectors() -> None:
     """Each kind reaches only the detectors that consume it: payloads the wire rules, execs the argv rules."""
     by_kind = index(default_detectors())
     assert [d.rule.id for d in by_kind[Kind.PAYLOAD]] == ["mining.stratum", "tunnel.tool", "tunnel.ssh_egress"]
-    assert [d.rule.id for d in by_kind[Kind.EXEC]] == ["tunnel.ssh_reverse", "tunnel.ssh_forward", "tunnel.tool"]
+    assert [d.rule.id for d in by_kind[Kind.EXEC]] == [
+        "tunnel.ssh_reverse",
+        "tunnel.ssh_forward",
+        "tunnel.tool",
+        "gpu.miner_process",
+    ]
     assert by_kind[Kind.EXIT] == []
