@@ -11,6 +11,7 @@ import ctypes as ct
 import ipaddress
 import struct
 from collections.abc import Callable
+from enum import IntEnum
 
 from probes.errors import DecodeError
 from probes.events import (
@@ -91,11 +92,16 @@ def _name(names: dict[int, str], n: int) -> str:
     return names.get(n, f"unknown:{n}")
 
 
-def _syscall_name(n: int) -> str:
+def _enum_name(enum: type[IntEnum], n: int) -> str:
+    """An enumerator's name in lower case; "unknown:N" for a value the enum lacks."""
     try:
-        return PayloadSyscall(n).name.lower()
+        return enum(n).name.lower()
     except ValueError:
         return f"unknown:{n}"
+
+
+def _syscall_name(n: int) -> str:
+    return _enum_name(PayloadSyscall, n)
 
 
 def _record(raw: bytes, cls: type[ct.Structure]) -> ct.Structure:
@@ -167,10 +173,7 @@ def _payload(raw: bytes, flags: int) -> Event:
 def _stdio(raw: bytes, flags: int) -> Event:
     rec = _record(raw, StdioRecord)
     assert isinstance(rec, StdioRecord)
-    try:
-        how = StdioHow(rec.how).name.lower()
-    except ValueError:
-        how = f"unknown:{rec.how}"
+    how = _enum_name(StdioHow, rec.how)
     return StdioEvent(
         **_common(raw),  # type: ignore[arg-type]
         how=how,
@@ -220,10 +223,7 @@ def _dns(raw: bytes, flags: int) -> Event:
     start = DnsRecord.data.offset
     if rec.data_len > len(raw) - start:
         raise DecodeError("dns_overrun", f"data_len {rec.data_len} past the record")
-    try:
-        direction = DnsDirection(rec.direction).name.lower()
-    except ValueError:
-        direction = f"unknown:{rec.direction}"
+    direction = _enum_name(DnsDirection, rec.direction)
     data = raw[start : start + rec.data_len]
     proto = _name(_PROTOCOLS, rec.proto)
     len_raw = rec.len_raw
@@ -247,10 +247,7 @@ def _dns(raw: bytes, flags: int) -> Event:
 def _gpu_open(raw: bytes, flags: int) -> Event:
     rec = _record(raw, GpuOpenRecord)
     assert isinstance(rec, GpuOpenRecord)
-    try:
-        how = GpuOpenHow(rec.how).name.lower()
-    except ValueError:
-        how = f"unknown:{rec.how}"
+    how = _enum_name(GpuOpenHow, rec.how)
     return GpuOpenEvent(
         **_common(raw),  # type: ignore[arg-type]
         how=how,
