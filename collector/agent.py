@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from collector.config import Config, parse_listen
+from collector.detect import default_detectors
 from collector.errors import CoalmineError
 from collector.metrics import Metrics
 from collector.pipeline import Pipeline
@@ -60,7 +61,14 @@ class Agent:
         self.metrics = Metrics()
         self.recorder = Recorder(config.record, header(source.origin)) if config.record is not None else None
         origin = source.origin
-        self.pipeline = Pipeline(origin.host, origin.clock, sinks, metrics=self.metrics, recorder=self.recorder)
+        self.pipeline = Pipeline(
+            origin.host,
+            origin.clock,
+            sinks,
+            metrics=self.metrics,
+            recorder=self.recorder,
+            detectors=default_detectors(config.gpu_approved),
+        )
         self.metrics.gauges["processes_tracked"] = lambda: len(self.pipeline.processes)
         self._api = api
         self._ready = False

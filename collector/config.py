@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from collector.detect.gpu.unapproved import approvals
 from collector.errors import ConfigError
 from probes import gpu
 from probes.errors import ProbeError
@@ -34,6 +35,8 @@ class Config:
     # What the GPU sensor takes for a GPU device: path prefixes (up to 16 bytes each) and char-device majors
     gpu_device_paths: list[str] = field(default_factory=lambda: list(gpu.DEFAULT_PREFIXES))
     gpu_device_majors: list[int] = field(default_factory=lambda: list(gpu.DEFAULT_MAJORS))
+    # Approved GPU workloads for gpu.unapproved (collector/detect/gpu/unapproved.py): empty, the rule is off
+    gpu_approved: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _check_gpu(path: Path, key: str, value: Any) -> Any:
@@ -42,6 +45,14 @@ def _check_gpu(path: Path, key: str, value: Any) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"config {path}: {key} must be {expected}, got {value!r}")
 
+    if key == "gpu_approved":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise bad("a list of tables, e.g. [{exe = \"/opt/train/bin/*\"}, {cgroup = \"/kubepods*\", uid = 1000}]")
+        try:
+            approvals(value)
+        except ValueError as exc:
+            raise ConfigError(f"config {path}: gpu_approved {exc}") from None
+        return value
     if key == "gpu_device_paths":
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise bad("a non-empty list of path prefixes")

@@ -60,7 +60,7 @@ class Pipeline:
         self.on_alert: list[Callable[[dict[str, Any]], None]] = []
         chosen = list(detectors) if detectors is not None else default_detectors()
         self._detectors = index(chosen)
-        self._state = State(self.processes)
+        self._state = State(self.processes, self.cgroup_paths)
         for kind in Kind:  # every series exists from the start, at 0 (Prometheus practice)
             self.metrics.events[kind.value] += 0
         for detector in chosen:

@@ -12,7 +12,7 @@ from collector.detect import Finding
 from collector.enrich import cgroups
 from collector.enrich.dns_names import DnsNames
 from collector.enrich.process import Process, ProcessTable
-from probes.events import ConnectEvent, DnsEvent, Event, PayloadEvent, RelayEvent, StdioEvent
+from probes.events import ConnectEvent, DnsEvent, Event, GpuOpenEvent, PayloadEvent, RelayEvent, StdioEvent
 
 _ALERT_NS = uuid.UUID("5b0c8f4e-6c1e-4f0e-9a57-636f616c6d69")  # fixed: ids are reproducible
 
@@ -31,6 +31,14 @@ def _process_dict(proc: Process | None, event: Event, cgroup: str | None, contai
 
 
 _ENDS = ("proto", "saddr", "sport", "daddr", "dport")
+
+
+def _gpu(event: Event) -> dict[str, Any] | None:
+    """The GPU an alert is about, as far as the event knows it (NVML adds the UUID and use: issue 14)."""
+    if not isinstance(event, GpuOpenEvent):
+        return None
+    return {"device": event.path or None, "minor": event.minor if event.major else None, "uuid": None,
+            "kernels": [], "utilisation": None, "memory": None}  # fmt: skip
 
 
 def _network(event: Event, names: DnsNames | None) -> dict[str, Any] | None:
@@ -89,7 +97,7 @@ def build(
         "k8s": None,
         "job": {"scheduler": "slurm", "id": job_id} if job_id else None,
         "network": _network(event, names),
-        "gpu": None,
+        "gpu": _gpu(event),
         "evidence": finding.evidence,
         "action": {"taken": "none"},
         "tags": list(finding.rule.tags),

@@ -58,6 +58,7 @@ Examples:
   coalmine run --record events.msgpack           then, on any machine, without root:
   coalmine replay events.msgpack
   coalmine replay events.msgpack --sink jsonl:alerts.jsonl
+  coalmine replay events.msgpack --config /etc/coalmine/config.toml   the live run's rules (gpu_approved)
 """
 
 
@@ -86,7 +87,7 @@ def run(
         typer.Option(
             metavar="FILE",
             help="TOML file with any of: sinks, listen, record, host, queue_size, ringbuf_pages, tracked_sockets, "
-            "gpu_device_paths, gpu_device_majors."
+            "gpu_device_paths, gpu_device_majors, gpu_approved."
             " Flags override it.",
         ),
     ] = None,
@@ -142,17 +143,28 @@ def replay(
         Path, typer.Argument(metavar="FILE", help="A recording made with 'coalmine run --record FILE'.")
     ],
     sink: SinkOpt = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="The live run's config file, for the rules it sets (gpu_approved); its sinks unless --sink is "
+            "given. Its kernel and API settings are not used.",
+        ),
+    ] = None,
 ) -> None:
     """Run detection over a recording, without a kernel; alerts go to the sinks."""
     from collector.agent import Agent
-    from collector.config import Config
+    from collector.config import load
     from collector.sinks import open_sink
     from collector.source.recording import RecordingSource
 
     try:
+        settings = load(config)
+        settings.record = None
+        settings.sinks = sink or (settings.sinks if config is not None else ["stdout"])
         source = RecordingSource(file)
-        sinks = [open_sink(spec, sys.stdout) for spec in (sink or ["stdout"])]
-        agent = Agent(Config(sinks=sink or ["stdout"]), sinks, source, api=False)
+        sinks = [open_sink(spec, sys.stdout) for spec in settings.sinks]
+        agent = Agent(settings, sinks, source, api=False)
         agent.load()
         asyncio.run(agent.run())
     except CoalmineError as exc:

@@ -9,7 +9,7 @@ the events it can match. No I/O, no clock: time comes from the event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -57,6 +57,7 @@ class State:
     """What detectors may read (never write) besides the event."""
 
     processes: ProcessTable
+    cgroup_paths: Mapping[int, str] = field(default_factory=dict)  # cgroup id -> path, from cgroup events
 
 
 class Detector(Protocol):
@@ -74,8 +75,10 @@ def index(detectors: Iterable[Detector]) -> dict[Kind, list[Detector]]:
     return by_kind
 
 
-def default_detectors() -> list[Detector]:
+def default_detectors(gpu_approved: Sequence[Mapping[str, Any]] = ()) -> list[Detector]:
+    """Every rule; ``gpu_approved`` is the config's approved GPU workloads (gpu.unapproved: empty, off)."""
     from collector.detect.gpu.miner_process import MinerProcessDetector
+    from collector.detect.gpu.unapproved import UnapprovedDetector
     from collector.detect.mining.stratum import StratumDetector
     from collector.detect.reverse_shell.relay import RelayDetector
     from collector.detect.reverse_shell.socket_stdio import SocketStdioDetector
@@ -99,4 +102,5 @@ def default_detectors() -> list[Detector]:
         TunDeviceDetector(),
         DnsTunnelDetector(),
         MinerProcessDetector(),
+        UnapprovedDetector(gpu_approved),
     ]

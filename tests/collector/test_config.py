@@ -27,6 +27,14 @@ def test_gpu_devices(tmp_path: Path) -> None:
     assert (c.gpu_device_paths, c.gpu_device_majors) == (["/dev/nvidia", "/dev/accel"], [195, 261])
 
 
+def test_gpu_approved(tmp_path: Path) -> None:
+    """gpu_approved is empty by default (gpu.unapproved is off) and takes a list of tables."""
+    assert config.load(None).gpu_approved == []
+    path = tmp_path / "c.toml"
+    path.write_text('gpu_approved = [{exe = "/opt/train/*", uid = 1000}, {cgroup = "/kubepods.slice/*"}]\n')
+    assert config.load(path).gpu_approved == [{"exe": "/opt/train/*", "uid": 1000}, {"cgroup": "/kubepods.slice/*"}]
+
+
 def test_file_overrides(tmp_path: Path) -> None:
     """Every key of a valid file is applied."""
     path = tmp_path / "c.toml"
@@ -54,6 +62,8 @@ def test_file_overrides(tmp_path: Path) -> None:
         ("gpu_device_paths = ['/dev/a-very-long-gpu-prefix']", "1 to 16 bytes"),
         ("gpu_device_majors = [195, true]", "list of device major numbers"),
         ("gpu_device_majors = [0]", "1 to 4095"),
+        ("gpu_approved = ['/usr/bin/*']", "a list of tables"),
+        ("gpu_approved = [{pod = 'x'}]", "gpu_approved entry 1: keys must be some of"),
     ],
 )
 def test_bad_files(tmp_path: Path, text: str, message: str) -> None:

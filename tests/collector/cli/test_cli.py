@@ -133,3 +133,28 @@ def test_replay_to_stdout(tmp_path: Path) -> None:
     (alert,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert alert["host"] == "node-3" and alert["rule"] == "mining.stratum"
     assert "replayed 8 events, 1 alerts, 0 malformed events skipped" in result.stderr
+
+
+def test_replay_applies_the_live_runs_gpu_policy_from_its_config(tmp_path: Path) -> None:
+    """replay --config applies the config's rules (gpu_approved), so a GPU open no entry approves alerts, with the
+    device in the alert's gpu field; its sinks serve unless --sink is given; without --config the rule is off."""
+    from probes.events import GpuOpenEvent
+    from tests.factories import common, exec_event
+
+    path = tmp_path / "rec"
+    opened = GpuOpenEvent(**common(pid=77), how="path", path="/dev/nvidia1", ret_raw=4, major=195, minor=1)
+    write_recording(path, [exec_event(["/tmp/x/render"], exe="/tmp/x/render", pid=77), opened], host="node-3")
+    conf = tmp_path / "c.toml"
+    out = tmp_path / "alerts.jsonl"
+    conf.write_text(f'sinks = ["jsonl:{out}"]\ngpu_approved = [{{exe = "/opt/train/*"}}]\n')
+    result = runner.invoke(cli.app, ["replay", str(path), "--config", str(conf)])
+    assert result.exit_code == 0, result.output
+    (alert,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert alert["rule"] == "gpu.unapproved" and alert["severity"] == "medium"
+    assert alert["gpu"] == {"device": "/dev/nvidia1", "minor": 1, "uuid": None, "kernels": [], "utilisation": None,
+                            "memory": None}  # fmt: skip
+    assert runner.invoke(cli.app, ["replay", str(path)]).stdout == ""  # no policy, no alert
+    bad = tmp_path / "bad.toml"
+    bad.write_text("gpu_approved = [{pod = 'x'}]\n")
+    result = runner.invoke(cli.app, ["replay", str(path), "--config", str(bad)])
+    assert result.exit_code == 1 and "gpu_approved entry 1" in result.output
