@@ -24,6 +24,8 @@ class Metrics:
         self.counters: dict[str, tuple[str, Callable[[], float]]] = {}  # name -> (help, read), kept elsewhere
         # Labelled counters kept elsewhere: name -> (help, label, read), e.g. ssh config files skipped by reason.
         self.families: dict[str, tuple[str, str, Callable[[], Mapping[str, float]]]] = {}
+        # Gauges under their own names, with labels (the DCGM exporter's GPU gauges): name -> (help, series)
+        self.named_gauges: Callable[[], Mapping[str, tuple[str, list[tuple[dict[str, str], float]]]]] = dict
 
     def render(self) -> str:
         out: list[str] = []
@@ -65,6 +67,12 @@ class Metrics:
         for name, read in sorted(self.gauges.items()):
             out.append(f"# TYPE {PREFIX}_{name} gauge")
             out.append(f"{PREFIX}_{name} {read()}")
+        for name, (help_, series) in sorted(self.named_gauges().items()):
+            out.append(f"# HELP {name} {help_}")
+            out.append(f"# TYPE {name} gauge")
+            for labels, value in series:
+                text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+                out.append(f"{name}{{{text}}} {value}")
         return "\n".join(out) + "\n"
 
 

@@ -25,6 +25,7 @@ from collector.enrich.cgroups import CgroupResolver, find_cgroup2_mount
 from collector.enrich.process import ProcessTable
 from collector.metrics import Metrics
 from collector.source import Live, Origin
+from collector.source.nvml import GpuSampler, PyNvml, dcgm_series
 from collector.source.queue import RecordQueue
 from probes.decode import decode
 from probes.errors import DecodeError
@@ -79,6 +80,9 @@ def decode_batch(records: list[bytes], errors: Counter[str]) -> list[Event]:
     return events
 
 
+GPU_INTERVAL_S = 1.0  # NVML sampling (issue 14: every second by default)
+
+
 class KernelSource:
     name = "kernel"
 
@@ -91,6 +95,8 @@ class KernelSource:
         cgroups: CgroupResolver | None = None,
         proc: Path = Path("/proc"),
         sweep_interval_s: float = SWEEP_INTERVAL_S,
+        gpus: GpuSampler | None = None,
+        gpu_interval_s: float = GPU_INTERVAL_S,
     ) -> None:
         self.probes = probes
         self._origin = Origin(host, Clock.now(boot_id()))
@@ -100,6 +106,8 @@ class KernelSource:
         self._sweep_interval_s = sweep_interval_s
         self._metrics = Metrics()
         self._queue: RecordQueue | None = None
+        self.gpus = gpus if gpus is not None else GpuSampler(PyNvml)
+        self._gpu_interval_s = gpu_interval_s
 
     @property
     def origin(self) -> Origin:
@@ -128,6 +136,10 @@ class KernelSource:
             "Tracked fds that held no socket at their first send (closed by an exec): not taken for payloads.",
             probes.stale,
         )
+        gpus, host = self.gpus, self._origin.host
+        metrics.gauges["nvml_up"] = lambda: 1.0 if gpus.up else 0.0
+        metrics.families["nvml_errors_total"] = ("NVML calls that failed, by NVML error.", "reason", gpus.errors.copy)
+        metrics.named_gauges = lambda: dcgm_series(gpus.latest, host)
         metrics.counters["sockets_swept_total"] = (
             "Tracked sockets forgotten because their process exited without close().",
             lambda: probes.swept,
@@ -170,7 +182,20 @@ class KernelSource:
         return decode_batch(await self._queue.get_batch(), self._metrics.decode_errors)
 
     async def housekeeping(self) -> None:
-        """Every sweep interval, forget tracked sockets whose process exited without close()."""
+        """Every sweep interval, forget tracked sockets whose process exited without close(); every GPU
+        interval, sample NVML."""
+        await asyncio.gather(self._sweeps(), self._gpu_samples())
+
+    async def _gpu_samples(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(None, self.gpus.sample)  # NVML calls block
+            except Exception:  # the sampler counts NVML's failures itself: anything else is logged
+                log.exception("GPU sampling failed")
+            await asyncio.sleep(self._gpu_interval_s)
+
+    async def _sweeps(self) -> None:
         loop = asyncio.get_running_loop()
         full_before = 0
         while True:

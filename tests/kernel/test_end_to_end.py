@@ -87,6 +87,11 @@ def test_api(agent: Agent) -> None:
     )
     busy = re.search(r"^coalmine_socket_filter_busy_slots (\d+)$", metrics, re.M)
     assert busy and 0 <= int(busy.group(1)) <= FILTER_SLOTS
+    up = re.search(r"^coalmine_nvml_up (\S+)$", metrics, re.M)  # NVML sampled every second, or down, counted
+    assert up is not None
+    if up.group(1) == "0.0":  # no GPU here (CI): the reason is counted, and no GPU gauge is made up
+        assert re.search(r'^coalmine_nvml_errors_total\{reason="\w+"\} [1-9]', metrics, re.M), metrics[-2000:]
+        assert "DCGM_FI_DEV_GPU_UTIL{" not in metrics
 
 
 @pytest.mark.parametrize(
