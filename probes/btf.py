@@ -178,6 +178,8 @@ TASK_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("SOCK_V6_RCV_SADDR_OFF", "sock_common", "skc_v6_rcv_saddr"),
     # An opened file's device number, for the GPU sensor's open of a device under another path (exec.bpf.c).
     ("FILE_INODE_OFF", "file", "f_inode"),
+    ("TASK_START_TIME_OFF", "task_struct", "start_time"),
+    ("TASK_GROUP_LEADER_OFF", "task_struct", "group_leader"),  # with the tgid, a process that pid reuse cannot mimic
     ("INODE_RDEV_OFF", "inode", "i_rdev"),
 )
 

@@ -172,7 +172,8 @@ int on_sched_exit(struct tracepoint__sched__sched_process_exit *args)
 
 /* The gpu sensor (issue 14): opens of GPU device files. */
 
-#if !(defined(GPU_PREFIX_MATCH) && defined(GPU_MAJOR_MATCH) && defined(FILE_INODE_OFF) && defined(INODE_RDEV_OFF))
+#if !(defined(GPU_PREFIX_MATCH) && defined(GPU_MAJOR_MATCH) && defined(FILE_INODE_OFF) && defined(INODE_RDEV_OFF) && \
+      defined(TASK_START_TIME_OFF) && defined(TASK_GROUP_LEADER_OFF))
 #error "the GPU sensor needs its prefixes, majors and inode offsets (probes/cflags.py, probes/gpu.py)"
 #endif
 #define GPU_PREFIX_MAX 16 /* bytes of the longest prefix (probes/gpu.py PREFIX_MAX) */
@@ -208,7 +209,8 @@ BPF_ARRAY(gpu_armed, u64, 1);
 struct gpu_seen_key {
 	u32 tgid;
 	u32 rdev;
-	u64 path_hash; /* of the path's first GPU_HEAD bytes, for failed opens; 0 otherwise */
+	u64 start;     /* the process's start time (its leader's): a pid reused later is another process */
+	u64 path_hash; /* of the path, for failed opens; 0 otherwise */
 };
 
 BPF_TABLE("lru_hash", struct gpu_seen_key, u8, gpu_seen, 16384);
@@ -240,7 +242,9 @@ static __always_inline u64 path_hash(const char *path)
 /* Report once per key: 1 when this call is the first to see it. */
 static __always_inline int first_time(u32 rdev, u64 hash)
 {
-	struct gpu_seen_key key = {.tgid = current_tgid(), .rdev = rdev, .path_hash = hash};
+	void *leader = KFIELD(void *, bpf_get_current_task_btf(), TASK_GROUP_LEADER_OFF);
+	struct gpu_seen_key key = {
+		.tgid = current_tgid(), .rdev = rdev, .start = KFIELD(u64, leader, TASK_START_TIME_OFF), .path_hash = hash};
 	u8 one = 1;
 
 	return gpu_seen.insert(&key, &one) == 0; /* BPF_NOEXIST: fails when present */
