@@ -101,14 +101,14 @@ class Pipeline:
 
     def _learn(self, event: DnsEvent) -> None:
         """Names from an answer, into the cache alerts read network.dns_name from; a message that does not
-        parse is counted by reason (the DNS tunnel rule parses queries itself)."""
+        parse, or parses only in part, is counted by the reason it stopped."""
         try:
             message = parse(event.data)
         except DnsError as exc:
             self.metrics.dns_skipped[exc.reason] += 1
             return
-        if message.cut:
-            self.metrics.dns_skipped["cut"] += 1
+        if message.stopped is not None:  # cut ("truncated"), "count_lies", or a malformation after the question
+            self.metrics.dns_skipped[message.stopped] += 1
         if event.direction == "answer":
             self.dns_names.learn(message, event.ktime_ns)
 

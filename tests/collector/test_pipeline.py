@@ -193,3 +193,9 @@ def test_connections_carry_the_name_their_address_was_looked_up_by() -> None:
     )
     assert [a["network"]["dns_name"] for a in sink.alerts] == ["pool.example.test", None]
     assert pipeline.metrics.dns_skipped == {"short_header": 1}
+
+
+def test_a_message_parsed_only_in_part_counts_the_reason_it_stopped() -> None:
+    """An answer cut inside its record still teaches nothing wrong and counts as truncated."""
+    pipeline, _sink = _run([_dns_event(POOL_ANSWER[:-2])])
+    assert pipeline.metrics.dns_skipped == {"truncated": 1}

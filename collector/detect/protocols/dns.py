@@ -35,6 +35,7 @@ most about 110 bytes read per byte of it, with no allocation beyond its names.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from dataclasses import dataclass
@@ -188,8 +189,12 @@ def _record(data: bytes, pos: int, keep: bool) -> tuple[Record | None, int]:
     return Record(name, rtype, ttl if ttl < 2**31 else 0, value), end
 
 
+@functools.lru_cache(maxsize=64)
 def parse(data: bytes) -> Message:
-    """The message in ``data``, as much of it as parsed whole; DnsError when not even its question did."""
+    """The message in ``data``, as much of it as parsed whole; DnsError when not even its question did.
+
+    Kept for the last messages seen: the pipeline (names, metrics), tunnel.dns and tunnel.tool's rendezvous
+    lookups each read the same record; a Message is immutable, so they share one parse."""
     if len(data) < HEADER:
         raise DnsError("short_header")
     ident, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
