@@ -22,6 +22,7 @@ from collector.enrich.process import ProcessTable
 from collector.enrich.relay import RelayFinder
 from collector.enrich.sockets import has_listener
 from collector.enrich.sshconf import SshConfigReader
+from probes import gpu
 from probes.events import CgroupEvent, Event, ExecEvent, ExitEvent, GpuOpenEvent, ProcEvent, StdioEvent
 
 MAX_BACKFILL = 64  # ancestors read from /proc for one unknown process
@@ -39,7 +40,7 @@ class LiveAnnotator:
         known_cgroups_max: int = CGROUP_IDS_MAX,
         ssh_config: SshConfigReader | None = None,
         *,
-        gpu_majors: Iterable[int] = (195,),
+        gpu_majors: Iterable[int] = gpu.DEFAULT_MAJORS,
     ) -> None:
         self._processes = processes
         self._cgroups = cgroups

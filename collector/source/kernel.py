@@ -41,6 +41,7 @@ class Sensors(Protocol):
     status: list[SensorStatus]
     swept: int
     tracked_now: int
+    gpu_majors: tuple[int, ...]  # what the GPU sensor takes for a GPU's device major (the annotator checks paths)
 
     @property
     def ready(self) -> bool: ...
@@ -158,7 +159,7 @@ class KernelSource:
 
         self.probes.start(deliver)
         cgroups = self._cgroups or CgroupResolver(find_cgroup2_mount())
-        annotator = LiveAnnotator(processes, cgroups, self._proc, gpu_majors=getattr(self.probes, "gpu_majors", ()))
+        annotator = LiveAnnotator(processes, cgroups, self._proc, gpu_majors=self.probes.gpu_majors)
         self._metrics.families["ssh_config_skipped_total"] = (
             "ssh config files (or lines) an SSH client's exec could not have read for it, by reason.",
             "reason",

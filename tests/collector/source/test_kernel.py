@@ -55,6 +55,7 @@ class FakeProbes:
         self.status = [SensorStatus("exec", ["sched:sched_process_exec"])]
         self.swept = 0
         self.tracked_now = 3
+        self.gpu_majors = (195,)
         self.loaded = self.closed = False
         self.sweeps = 0
         self._sweep = sweep
