@@ -248,12 +248,15 @@ class RelayFinder:
         return -1
 
     def _is_unix(self, tgid: int, target: str) -> bool:
-        inode = target[8:-1]
+        return target[8:-1] in self._unix_inodes(tgid)
+
+    def _unix_inodes(self, tgid: int) -> frozenset[str]:
+        """The inodes of the unix sockets in ``tgid``'s network namespace (/proc/PID/net/unix, column 7)."""
         try:
             text = (self._proc / str(tgid) / "net" / "unix").read_text()
         except OSError:
-            return False
-        return any(line.split()[6:7] == [inode] for line in text.splitlines()[1:])
+            return frozenset()
+        return frozenset(cols[6] for line in text.splitlines()[1:] if len(cols := line.split()) > 6)
 
     def _holder_fds(self, tgid: int) -> dict[int, str]:
         fds: dict[int, str] = {}
@@ -275,13 +278,14 @@ class RelayFinder:
         if link.kind == "pipe":
             return any(t == link.ident and link.other_end(self._mode(tgid, fd)) for fd, t in fds.items())
         if link.kind == "unix":
+            unix = self._unix_inodes(tgid) if parent else frozenset()  # the table once, not once per socket
             # a socketpair's other end: a unix socket of the parent's, and the parent no longer holds the
             # shell's own end (socat, node and ncat close it after the fork; a parent whose stdout the shell
             # merely inherited, a journal stream, still holds that very socket)
             return (
                 parent
                 and link.ident not in fds.values()
-                and any(t.startswith("socket:[") and self._is_unix(tgid, t) for t in fds.values())
+                and any(t.startswith("socket:[") and t[8:-1] in unix for t in fds.values())
             )
         if link.kind == "pty":
             return any(
