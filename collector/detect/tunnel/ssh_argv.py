@@ -8,8 +8,9 @@ it yields nothing. Sources for each client's rules: data/ssh_clients.toml.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from collector.detect.tunnel.ssh import CLIENTS, Client, client_argv, config_lines
 from collector.detect.tunnel.ssh_config import (
@@ -531,6 +532,33 @@ def quoted(found: Sequence[Request]) -> list[dict[str, str]]:
         {"argv": r.argv, "spec": r.spec, "kind": r.kind, **({"from": r.origin} if r.origin else {})}
         for r in found[:MAX_QUOTED]
     ]
+
+
+def exec_forwards(event: ExecEvent, kinds: Collection[str]) -> tuple[Client, list[Request], list[Request]] | None:
+    """The SSH client an exec runs, all it asks for, and those of the asked ``kinds``; None when it asks for
+    none of them (or is no SSH client)."""
+    found = exec_requests(event)
+    if found is None:
+        return None
+    client, asked = found
+    forwards = [r for r in asked if r.kind in kinds]
+    return (client, asked, forwards) if forwards else None
+
+
+def forward_evidence(
+    signature: str, event: ExecEvent, client: Client, asked: Sequence[Request], forwards: Sequence[Request],
+    **extra: Any,
+) -> dict[str, Any]:
+    """The evidence the SSH tunnel rules share, with ``extra`` before the first ProxyCommand."""
+    return {
+        "signature": signature,
+        "forwards": quoted(forwards),
+        "args_truncated": event.args_truncated,
+        "forwards_total": len(forwards),
+        "client": min(client.names),
+        **extra,
+        "proxy_command": first_proxy_command(asked),
+    }
 
 
 def first_proxy_command(found: Sequence[Request]) -> str | None:

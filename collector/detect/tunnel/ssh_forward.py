@@ -12,9 +12,8 @@ from collector.detect.tunnel.ssh_argv import (
     STDIO,
     TUN,
     VPN,
-    exec_requests,
-    first_proxy_command,
-    quoted,
+    exec_forwards,
+    forward_evidence,
 )
 from probes.events import Event, ExecEvent, Kind
 
@@ -80,22 +79,12 @@ class SshForwardDetector:
     def detect(self, event: Event, state: State) -> list[Finding]:
         if not isinstance(event, ExecEvent):
             return []
-        found = exec_requests(event)
+        found = exec_forwards(event, SEVERITY)
         if found is None:
             return []
-        client, asked = found
-        forwards = [r for r in asked if r.kind in SEVERITY]
-        if not forwards:
-            return []
+        client, asked, forwards = found
         severity = max((SEVERITY[r.kind] for r in forwards), key=_ORDER.index)
         what = ", ".join(f"{_NAMES[r.kind]} {r.spec}" for r in forwards[:MAX_QUOTED])
         summary = f"{event.comm} (pid {event.tgid}) opened an SSH tunnel: {what}"
-        evidence = {
-            "signature": "ssh forward",
-            "forwards": quoted(forwards),
-            "args_truncated": event.args_truncated,
-            "forwards_total": len(forwards),
-            "client": min(client.names),
-            "proxy_command": first_proxy_command(asked),
-        }
+        evidence = forward_evidence("ssh forward", event, client, asked, forwards)
         return [Finding(RULE, event, summary, evidence, severity)]

@@ -9,9 +9,8 @@ from collector.detect.tunnel.ssh_argv import (
     PERMIT_REMOTE_OPEN,
     REMOTE,
     REMOTE_DYNAMIC,
-    exec_requests,
-    first_proxy_command,
-    quoted,
+    exec_forwards,
+    forward_evidence,
 )
 from probes.events import Event, ExecEvent, Kind
 
@@ -55,22 +54,12 @@ class SshReverseDetector:
     def detect(self, event: Event, state: State) -> list[Finding]:
         if not isinstance(event, ExecEvent):
             return []
-        found = exec_requests(event)
+        found = exec_forwards(event, _REVERSE)
         if found is None:
             return []
-        client, asked = found
-        forwards = [r for r in asked if r.kind in _REVERSE]
-        if not forwards:
-            return []
+        client, asked, forwards = found
         specs = ", ".join(r.spec for r in forwards[:MAX_QUOTED])
         summary = f"{event.comm} (pid {event.tgid}) opened a reverse SSH tunnel: remote forward {specs}"
-        evidence = {
-            "signature": "ssh remote forward",
-            "forwards": quoted(forwards),
-            "args_truncated": event.args_truncated,
-            "forwards_total": len(forwards),
-            "client": min(client.names),
-            "permit_remote_open": [r.spec for r in asked if r.kind == PERMIT_REMOTE_OPEN][:MAX_QUOTED],
-            "proxy_command": first_proxy_command(asked),
-        }
+        permit = [r.spec for r in asked if r.kind == PERMIT_REMOTE_OPEN][:MAX_QUOTED]
+        evidence = forward_evidence("ssh remote forward", event, client, asked, forwards, permit_remote_open=permit)
         return [Finding(RULE, event, summary, evidence, Severity.HIGH)]
